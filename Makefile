@@ -1,0 +1,94 @@
+# omr.deploy: one entry point for set-up, tests and the demo lab.
+# Every target does its own set-up, so `make demo` and `make test` work on a fresh machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV        := .venv
+BIN         := $(VENV)/bin
+PY          := $(BIN)/python
+export CONTAINERS_CONF    := $(CURDIR)/lab/containers.conf
+export ANSIBLE_CONFIG     := $(CURDIR)/ansible.cfg
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
+export PATH               := $(CURDIR)/$(BIN):$(PATH)
+export PY_COLORS          := 0
+export ANSIBLE_FORCE_COLOR := 0
+
+APT_PACKAGES := podman runc debootstrap iproute2 nftables uidmap slirp4netns containernetworking-plugins rsync
+IMAGES       := debian12 debian13
+SCENARIOS    := vps vps_reject
+
+.PHONY: help setup apt venv collection images lint yamllint ansible-lint sanity unit integration \
+        molecule test fast demo demo-down clean
+
+help:
+	@echo "make demo       bring up the lab VPS, converge it with site.yml, print the verify summary"
+	@echo "make demo-down  remove the lab containers"
+	@echo "make test       everything CI runs: lint, sanity, unit, integration, molecule"
+	@echo "make fast       the quick tier: lint and unit tests (a couple of minutes)"
+	@echo "make setup      Debian packages, $(VENV), collection link, lab images (idempotent)"
+
+setup: apt venv collection images
+
+# Install only what is missing; apt-get update once, and only then.
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+venv: $(VENV)/.stamp
+$(VENV)/.stamp: requirements.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+# The repository root is the collection root; link it where Ansible looks for omr.deploy.
+collection:
+	@mkdir -p .collections/ansible_collections/omr
+	@ln -sfn ../../.. .collections/ansible_collections/omr/deploy
+
+images: apt
+	lab/images/build.sh bookworm localhost/omr-lab/debian:12
+	lab/images/build.sh trixie localhost/omr-lab/debian:13
+
+# ---- fast tier -------------------------------------------------------------
+yamllint: venv
+	$(BIN)/yamllint -s .
+
+ansible-lint: venv collection
+	$(BIN)/ansible-lint --offline
+
+sanity: venv collection
+	tests/sanity/run.sh
+
+lint: yamllint ansible-lint sanity
+
+unit: venv collection
+	$(BIN)/pytest -q tests/unit
+
+fast: yamllint ansible-lint unit
+
+# ---- slow tier: real namespaces and containers ------------------------------
+integration: setup
+	$(BIN)/pytest -q tests/integration
+
+molecule: setup
+	@for s in $(SCENARIOS); do \
+	  echo "=== molecule test -s $$s"; \
+	  $(BIN)/molecule test -s $$s || exit 1; \
+	done
+
+test: lint unit integration molecule
+
+# ---- the demo lab -------------------------------------------------------------
+demo: setup
+	$(BIN)/ansible-playbook lab/up.yml
+	$(BIN)/ansible-playbook -i lab/inventory.yml site.yml
+
+demo-down: venv collection
+	$(BIN)/ansible-playbook lab/down.yml
+
+clean: demo-down
+	rm -rf .build .cache tests/output
