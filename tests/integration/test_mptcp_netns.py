@@ -38,7 +38,7 @@ pytestmark = [
 
 
 def sh(*argv, check=True):
-    res = subprocess.run(list(argv), capture_output=True, text=True, timeout=60)
+    res = subprocess.run(list(argv), check=False, capture_output=True, text=True, timeout=60)
     if check and res.returncode != 0:
         raise AssertionError('%s failed (rc=%d): %s' % (' '.join(argv), res.returncode, res.stderr))
     return res.stdout
@@ -108,7 +108,7 @@ def ansible(ns, module, args=None, check=False, diff=False, prefix=(), path=None
                ANSIBLE_NOCOLOR='1')
     if path:
         env['PATH'] = path + os.pathsep + env.get('PATH', '')
-    res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    res = subprocess.run(cmd, cwd=ROOT, env=env, check=False, capture_output=True, text=True, timeout=180)
     try:
         out = json.loads(res.stdout)
     except ValueError:
@@ -190,7 +190,7 @@ def test_info_module_fallback_matches_action(netns, tmp_path):
     env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, '.collections'))
     res = subprocess.run(['ip', 'netns', 'exec', netns, sys.executable,
                           os.path.join(ROOT, 'plugins', 'modules', 'mptcp_info.py'), str(args_file)],
-                         capture_output=True, text=True, env=env, timeout=60)
+                         check=False, capture_output=True, text=True, env=env, timeout=60)
     assert res.returncode == 0, res.stdout + res.stderr
     out = json.loads(res.stdout)
     assert out['changed'] is False
