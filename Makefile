@@ -13,7 +13,7 @@ export PATH               := $(CURDIR)/$(BIN):$(PATH)
 export PY_COLORS          := 0
 export ANSIBLE_FORCE_COLOR := 0
 
-APT_PACKAGES := podman runc debootstrap iproute2 nftables uidmap slirp4netns containernetworking-plugins rsync
+APT_PACKAGES := podman runc debootstrap iproute2 nftables uidmap slirp4netns containernetworking-plugins
 IMAGES       := debian12 debian13
 SCENARIOS    := vps vps_reject
 

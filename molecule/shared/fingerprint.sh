@@ -1,0 +1,19 @@
+#!/bin/sh
+# Everything omr.deploy.vps may change, as text: compared before and after a run that must
+# change nothing (check mode on a fresh host, a rejected input, too little memory).
+echo "## sysctl.d"; ls -1 /etc/sysctl.d/ 2>/dev/null
+echo "## /etc/systemd/system"; ls -1 /etc/systemd/system/ 2>/dev/null
+echo "## /usr/local/sbin"; ls -1 /usr/local/sbin/ 2>/dev/null
+echo "## local facts"; ls -1 /etc/ansible/facts.d/ 2>/dev/null
+echo "## units"
+for u in rpcbind.service rpcbind.socket exim4.service omr-mptcp-endpoints.service; do
+  echo "$u $(systemctl is-enabled "$u" 2>/dev/null || true) $(systemctl is-active "$u" 2>/dev/null || true)"
+done
+echo "## mptcp"; ip mptcp endpoint show; ip mptcp limits show
+echo "## sysctls"
+for f in /proc/sys/vm/swappiness /proc/sys/net/mptcp/* /proc/sys/net/ipv4/tcp_rmem /proc/sys/net/ipv4/tcp_wmem \
+         /proc/sys/net/ipv4/tcp_congestion_control /proc/sys/net/core/rmem_max /proc/sys/net/core/wmem_max \
+         /proc/sys/net/ipv4/tcp_notsent_lowat /proc/sys/net/ipv4/tcp_fastopen; do
+  [ -r "$f" ] && echo "$f $(cat "$f")"
+done
+exit 0

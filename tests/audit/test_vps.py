@@ -1,0 +1,147 @@
+"""Audit of an OMR VPS configured by omr.deploy.vps, from raw host state (no omr.deploy module)."""
+import re
+
+import pytest
+
+
+def sysctl_path(key):
+    return "/proc/sys/" + key.replace(".", "/")
+
+
+def read_sysctl(host, key):
+    return " ".join(host.file(sysctl_path(key)).content_string.split())
+
+
+def parse_dropin(text):
+    values = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", ";")) or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        values[key.strip()] = " ".join(value.split())
+    return values
+
+
+def endpoints(host):
+    out = host.check_output("ip mptcp endpoint show")
+    eps = []
+    for line in out.splitlines():
+        words = line.split()
+        if not words:
+            continue
+        ep = {"address": words[0], "flags": set(words) & {"signal", "subflow", "backup", "fullmesh"}}
+        if "dev" in words:
+            ep["dev"] = words[words.index("dev") + 1]
+        eps.append(ep)
+    return eps
+
+
+def test_kernel_runs_mptcp_v1(host):
+    assert host.file("/proc/sys/net/mptcp/enabled").exists, "no upstream MPTCP (v1) in this kernel"
+    assert not host.file("/proc/sys/net/mptcp/mptcp_enabled").exists, "out-of-tree MPTCP v0 kernel"
+    assert read_sysctl(host, "net.mptcp.enabled") == "1"
+
+
+def test_swappiness(host, vps):
+    if not vps["omr_vps_swappiness_enabled"]:
+        pytest.skip("omr_vps_swappiness_enabled is false")
+    assert int(read_sysctl(host, "vm.swappiness")) == int(vps["omr_vps_swappiness"])
+    dropin = host.file("/etc/sysctl.d/60-omr-deploy-memory.conf")
+    assert dropin.exists
+    assert parse_dropin(dropin.content_string)["vm.swappiness"] == str(vps["omr_vps_swappiness"])
+
+
+def test_network_dropin_is_live(host, vps):
+    """Every key in the drop-in holds its value now: also after a reboot (systemd-sysctl)."""
+    if not vps["omr_vps_sysctl_enabled"]:
+        pytest.skip("omr_vps_sysctl_enabled is false")
+    dropin = host.file(vps["omr_vps_sysctl_file"])
+    assert dropin.exists, vps["omr_vps_sysctl_file"] + " is missing"
+    values = parse_dropin(dropin.content_string)
+    assert "net.mptcp.enabled" in values
+    assert "net.ipv4.tcp_wmem" in values
+    for key, value in values.items():
+        assert read_sysctl(host, key) == value, key
+
+
+def test_no_mptcp_v0_keys_anywhere(host):
+    """OMR's installer writes net.mptcp.mptcp_* keys that v1 kernels lack and hides the errors."""
+    ours = host.run("grep -l 'net.mptcp.mptcp_' /etc/sysctl.d/*omr-deploy* 2>/dev/null")
+    assert ours.stdout.strip() == ""
+
+
+def test_congestion_control_is_bbr_where_available(host, vps):
+    overridden = "net.ipv4.tcp_congestion_control" in vps["omr_vps_sysctl_overrides"]
+    if overridden or "bbr" not in read_sysctl(host, "net.ipv4.tcp_allowed_congestion_control").split():
+        pytest.skip("bbr not available here or overridden")
+    assert read_sysctl(host, "net.ipv4.tcp_congestion_control") == "bbr"
+
+
+def test_tcp_mem_fits_in_memory(host):
+    """tcp_mem's high mark must stay well below RAM (OMR's static values exceed a 1 GB VPS)."""
+    if not host.file("/proc/sys/net/ipv4/tcp_mem").exists:
+        pytest.skip("tcp_mem is global and not visible in this network namespace")
+    high_pages = int(read_sysctl(host, "net.ipv4.tcp_mem").split()[2])
+    page = int(host.check_output("getconf PAGESIZE"))
+    total_kb = int(re.search(r"MemTotal:\s+(\d+)", host.file("/proc/meminfo").content_string).group(1))
+    assert high_pages * page < total_kb * 1024 * 0.75
+
+
+def test_mptcp_limits(host, vps):
+    if not vps["omr_vps_mptcp_enabled"]:
+        pytest.skip("omr_vps_mptcp_enabled is false")
+    words = host.check_output("ip mptcp limits show").split()
+    limits = dict(zip(words[::2], (int(w) for w in words[1::2])))
+    assert limits["subflows"] == int(vps["omr_vps_mptcp_limits"]["subflows"])
+    assert limits["add_addr_accepted"] == int(vps["omr_vps_mptcp_limits"]["add_addr_accepted"])
+
+
+def test_signal_endpoints(host, vps):
+    if not vps["omr_vps_mptcp_enabled"]:
+        pytest.skip("omr_vps_mptcp_enabled is false")
+    eps = endpoints(host)
+    signal = [ep for ep in eps if "signal" in ep["flags"]]
+    assert signal, "no signal endpoint: the VPS announces no address to the router"
+    addresses = host.check_output("ip -o addr show")
+    for ep in signal:
+        assert " %s/" % ep["address"] in addresses, "endpoint %s is not an address of this host" % ep["address"]
+    if vps["omr_vps_mptcp_endpoints"]:
+        declared = {ep["address"] for ep in vps["omr_vps_mptcp_endpoints"]}
+    else:
+        # The default is the address of the default IPv4 route, as OMR's omr-service does.
+        route = host.check_output("ip -4 route show default").split()
+        dev = route[route.index("dev") + 1]
+        declared = {re.search(r"inet ([\d.]+)/", host.check_output("ip -4 -o addr show dev %s" % dev)).group(1)}
+    assert declared <= {ep["address"] for ep in signal}
+
+
+def test_endpoints_come_back_after_reboot(host, vps):
+    if not vps["omr_vps_mptcp_enabled"]:
+        pytest.skip("omr_vps_mptcp_enabled is false")
+    unit = host.service("omr-mptcp-endpoints")
+    assert unit.is_enabled
+    assert host.file("/usr/local/sbin/omr-mptcp-restore").mode == 0o755
+
+
+def test_unneeded_services_are_masked(host, vps):
+    if not vps["omr_vps_services_enabled"]:
+        pytest.skip("omr_vps_services_enabled is false")
+    names = vps["omr_vps_disabled_services"] + vps["omr_vps_disabled_services_extra"]
+    checked = 0
+    for name in names:
+        for unit in (name + ".service", name + ".socket"):
+            state = host.run("systemctl show -p LoadState,ActiveState --value %s" % unit).stdout.split()
+            if not state or state[0] == "not-found":
+                continue
+            checked += 1
+            assert state[0] == "masked", "%s is %s, not masked" % (unit, state[0])
+            assert state[1] != "active", "%s is still running" % unit
+    # Nothing to check is fine on a clean image; the Molecule scenario installs two services.
+    print("checked %d installed units" % checked)
+
+
+def test_ssh_untouched(host):
+    for unit in ("ssh.service", "sshd.service"):
+        state = host.run("systemctl show -p LoadState --value %s" % unit).stdout.strip()
+        assert state != "masked", unit + " must never be masked"

@@ -1,0 +1,78 @@
+"""House rules that ansible-lint cannot express (see .ansible-lint and DEVELOPERS.md)."""
+import ast
+import glob
+import os
+
+import pytest
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROLES = sorted(os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "roles", "*")) if os.path.isdir(p))
+
+
+def load(path):
+    with open(path, encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def walk_tasks(tasks):
+    for task in tasks or []:
+        yield task
+        for key in ("block", "rescue", "always"):
+            yield from walk_tasks(task.get(key))
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_role_has_commented_defaults_and_argument_specs(role):
+    base = os.path.join(ROOT, "roles", role)
+    with open(os.path.join(base, "defaults", "main.yml"), encoding="utf-8") as f:
+        text = f.read()
+    assert text.count("\n#") >= 3, "defaults/main.yml must explain its variables"
+    specs = load(os.path.join(base, "meta", "argument_specs.yml"))["argument_specs"]
+    assert "main" in specs
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_variable_prefixes(role):
+    base = os.path.join(ROOT, "roles", role)
+    public, internal = "omr_%s_" % role, "__omr_%s_" % role
+    defaults = load(os.path.join(base, "defaults", "main.yml")) or {}
+    assert all(k.startswith(public) for k in defaults), [k for k in defaults if not k.startswith(public)]
+    vars_file = os.path.join(base, "vars", "main.yml")
+    if os.path.exists(vars_file):
+        internals = load(vars_file) or {}
+        assert all(k.startswith(internal) for k in internals), [k for k in internals if not k.startswith(internal)]
+    options = load(os.path.join(base, "meta", "argument_specs.yml"))["argument_specs"]["main"]["options"]
+    assert all(k.startswith(public) for k in options)
+    # Every default is documented and validated, and every option has a default or is required.
+    assert set(defaults) <= set(options), set(defaults) - set(options)
+    for name, spec in options.items():
+        assert name in defaults or spec.get("required"), name + " has neither a default nor required: true"
+    for path in glob.glob(os.path.join(base, "tasks", "*.yml")):
+        for task in walk_tasks(load(path)):
+            names = list(task.get("ansible.builtin.set_fact", {}) or {}) + ([task["register"]] if "register" in task else [])
+            for name in names:
+                if name != "cacheable":
+                    assert name.startswith(internal), "%s: %s" % (os.path.basename(path), name)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_main_imports_one_tagged_file_per_concern(role):
+    tasks = load(os.path.join(ROOT, "roles", role, "tasks", "main.yml"))
+    for task in tasks:
+        assert "ansible.builtin.import_tasks" in task, task.get("name")
+        assert task.get("tags"), task.get("name") + " has no tag"
+
+
+MODULES = sorted(glob.glob(os.path.join(ROOT, "plugins", "modules", "*.py")))
+
+
+@pytest.mark.parametrize("path", MODULES, ids=os.path.basename)
+def test_modules_are_documented(path):
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    assigned = {t.id: n.value for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
+    for name in ("DOCUMENTATION", "EXAMPLES", "RETURN"):
+        assert name in assigned, name
+        doc = yaml.safe_load(assigned[name].value)
+        assert doc, name + " is empty"
