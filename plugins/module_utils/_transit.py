@@ -212,9 +212,10 @@ def _validate_links(links, pool, var_name):
         where = '%s[%d]' % (var_name, i)
         if not isinstance(link, Mapping):
             raise TransitError('%s must be a dict with at least a name, got %r' % (where, link))
-        unknown = sorted(set(link) - set(('name', 'prefix', 'subnet')))
+        # device belongs to the router's side of the link; the allocation does not use it.
+        unknown = sorted(set(link) - set(('name', 'prefix', 'subnet', 'device')))
         if unknown:
-            raise TransitError('%s: unknown keys %s (allowed: name, prefix, subnet)' % (where, ', '.join(map(str, unknown))))
+            raise TransitError('%s: unknown keys %s (allowed: name, prefix, subnet, device)' % (where, ', '.join(map(str, unknown))))
         name = link.get('name')
         if not _is_str(name) or not name.strip():
             raise TransitError('%s: name is required and must be a non-empty string, got %r' % (where, name))
