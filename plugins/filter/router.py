@@ -1,0 +1,69 @@
+# -*- coding: utf-8 -*-
+# Copyright: omr.deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+name: router_wan_plan
+short_description: Validate an OMR router's WAN list and fill in tables, metrics and endpoint flags
+version_added: 0.1.0
+author: omr.deploy maintainers (!UNKNOWN)
+description:
+  - Checks the WANs as OMR does (exactly one C(master), known multipath modes, unique names,
+    devices and tables, the gateway on the link's network) and fails naming the variable.
+  - Returns each WAN with C(table), C(metric), C(network), C(address), C(prefix), C(endpoint_id)
+    and the MPTCPv1 endpoint C(flags) OMR uses for its mode.
+options:
+  _input:
+    description: The WAN list, as in O(omr.deploy.router#role:main:omr_router_wans).
+    type: list
+    elements: dict
+    required: true
+  var:
+    description: The variable name to use in error messages.
+    type: str
+    default: omr_router_wans
+"""
+
+EXAMPLES = r"""
+- name: Plan the WANs
+  ansible.builtin.set_fact:
+    wan_plan: "{{ omr_router_wans | omr.deploy.router_wan_plan }}"
+"""
+
+RETURN = r"""
+_value:
+  description: The WANs with C(table), C(metric), C(network), C(address), C(prefix), C(cidr), C(endpoint_id) and C(flags).
+  type: list
+  elements: dict
+"""
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.omr.deploy.plugins.module_utils._router import RouterPlanError, parse_routes, plan_lan, plan_wans
+
+
+def router_wan_plan(wans, var="omr_router_wans"):
+    try:
+        return plan_wans(wans, var=var)
+    except RouterPlanError as exc:
+        raise AnsibleFilterError(str(exc))
+
+
+def router_lan_plan(lan, var="omr_router_lan"):
+    try:
+        return plan_lan(lan, var=var)
+    except RouterPlanError as exc:
+        raise AnsibleFilterError(str(exc))
+
+
+def router_routes(text, exclude_devices=None):
+    return parse_routes(text, exclude_devices or ())
+
+
+class FilterModule(object):
+    def filters(self):
+        return {"router_wan_plan": router_wan_plan, "router_routes": router_routes,
+                "router_lan_plan": router_lan_plan}

@@ -1,0 +1,137 @@
+# -*- coding: utf-8 -*-
+# Copyright: omr.deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""PRIVATE to the collection: validate and plan an OMR router's WANs (pure functions)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ipaddress
+
+MODES = ("master", "on", "backup", "off")
+# OMR's multipath helper on MPTCPv1: master/on -> subflow fullmesh, backup adds backup.
+MODE_FLAGS = {
+    "master": ["subflow", "fullmesh"],
+    "on": ["subflow", "fullmesh"],
+    "backup": ["subflow", "backup", "fullmesh"],
+    "off": [],
+}
+TABLE_BASE = 100
+
+
+class RouterPlanError(ValueError):
+    pass
+
+
+def _mode(value):
+    # YAML 1.1 turns a bare `on`/`off` into booleans; accept them as OMR's words.
+    if value is True:
+        return "on"
+    if value is False:
+        return "off"
+    return str(value)
+
+
+def plan_wans(wans, var="omr_router_wans"):
+    """Check the WAN list and return it with table, metric, network and endpoint flags filled in."""
+    if not isinstance(wans, list) or not wans:
+        raise RouterPlanError("%s must list at least one WAN" % var)
+    errors, seen_names, seen_devices, seen_tables = [], {}, {}, {}
+    planned = []
+    for i, wan in enumerate(wans):
+        where = "%s[%d]" % (var, i)
+        name = wan.get("name")
+        where_n = "%s (%s)" % (where, name)
+        if not name:
+            errors.append("%s: name is required" % where)
+            continue
+        if name in seen_names:
+            errors.append("%s: duplicate WAN name %r (also %s[%d])" % (where_n, name, var, seen_names[name]))
+        seen_names.setdefault(name, i)
+        device = wan.get("device")
+        if device in seen_devices:
+            errors.append("%s: device %s is already used by %s[%d]" % (where_n, device, var, seen_devices[device]))
+        seen_devices.setdefault(device, i)
+        mode = _mode(wan.get("multipath"))
+        if mode not in MODES:
+            errors.append("%s: multipath %r is not one of %s" % (where_n, mode, ", ".join(MODES)))
+        try:
+            iface = ipaddress.ip_interface(str(wan.get("address")))
+            if iface.network.prefixlen == iface.max_prefixlen:
+                raise ValueError("no prefix length")
+        except ValueError:
+            errors.append("%s: address %r must be an address with a prefix length, e.g. 100.64.1.2/24"
+                          % (where_n, wan.get("address")))
+            continue
+        try:
+            gateway = ipaddress.ip_address(str(wan.get("gateway")))
+        except ValueError:
+            errors.append("%s: gateway %r is not an IP address" % (where_n, wan.get("gateway")))
+            continue
+        if gateway not in iface.network:
+            errors.append("%s: gateway %s is not on the link's network %s" % (where_n, gateway, iface.network))
+        table = int(wan.get("table") or TABLE_BASE + i + 1)
+        if table in seen_tables:
+            errors.append("%s: routing table %d is already used by %s[%d]" % (where_n, table, var, seen_tables[table]))
+        seen_tables.setdefault(table, i)
+        metric = wan.get("metric")
+        if metric is None:
+            metric = 1 if mode == "master" else 10 + i
+        planned.append({
+            "name": name, "device": device, "multipath": mode,
+            "address": str(iface.ip), "prefix": iface.network.prefixlen, "cidr": str(iface),
+            "network": str(iface.network), "gateway": str(gateway),
+            "table": table, "metric": int(metric), "endpoint_id": i + 1,
+            "flags": MODE_FLAGS.get(mode, []),
+            # Ready for omr.deploy.mptcp_endpoint; None for `off` links.
+            "endpoint": {"address": str(iface.ip), "dev": device, "id": i + 1, "flags": MODE_FLAGS[mode]}
+            if mode in MODE_FLAGS and mode != "off" else None,
+        })
+    masters = [w.get("name") for w in wans if _mode(w.get("multipath")) == "master"]
+    if len(masters) != 1:
+        errors.append("%s: exactly one WAN must have multipath master, as OMR enforces; found %d (%s)"
+                      % (var, len(masters), ", ".join(str(m) for m in masters) or "none"))
+    if errors:
+        raise RouterPlanError("; ".join(errors))
+    return planned
+
+
+def parse_routes(text, exclude_devices=()):
+    """Networks the router already routes, from `ip -4 -o route show table all`."""
+    skip_types = ("default", "local", "broadcast", "multicast", "unreachable", "prohibit", "blackhole", "throw", "nat", "anycast")
+    nets = []
+    for line in text.splitlines():
+        words = line.split()
+        if not words or words[0] in skip_types:
+            continue
+        if "table" in words and words[words.index("table") + 1] == "local":
+            continue
+        dev = words[words.index("dev") + 1] if "dev" in words else None
+        if dev in exclude_devices:
+            continue
+        try:
+            net = ipaddress.ip_network(words[0], strict=False)
+        except ValueError:
+            continue
+        if net.prefixlen == 0:
+            continue
+        entry = {"name": "route %s%s" % (net, " dev %s" % dev if dev else ""), "network": str(net)}
+        if entry not in nets:
+            nets.append(entry)
+    return nets
+
+
+def plan_lan(lan, var="omr_router_lan"):
+    """Check the LAN declaration and add its network and prefix."""
+    if not isinstance(lan, dict) or not lan.get("device"):
+        raise RouterPlanError("%s.device is required" % var)
+    try:
+        iface = ipaddress.ip_interface(str(lan.get("address")))
+        if iface.network.prefixlen == iface.max_prefixlen:
+            raise ValueError("no prefix length")
+    except ValueError:
+        raise RouterPlanError("%s.address %r must be an address with a prefix length, e.g. 192.168.100.1/24"
+                              % (var, lan.get("address")))
+    return {"device": lan["device"], "address": str(iface.ip), "prefix": iface.network.prefixlen,
+            "cidr": str(iface), "network": str(iface.network)}

@@ -1,0 +1,82 @@
+"""Router WAN/LAN planning and route parsing."""
+import pytest
+
+from ansible_collections.omr.deploy.plugins.module_utils._router import (
+    RouterPlanError,
+    parse_routes,
+    plan_lan,
+    plan_wans,
+)
+
+WANS = [
+    {"name": "wan1", "device": "eth1", "address": "100.64.1.2/24", "gateway": "100.64.1.254", "multipath": "master"},
+    {"name": "wan2", "device": "eth2", "address": "100.64.2.2/24", "gateway": "100.64.2.254", "multipath": "on"},
+    {"name": "lte", "device": "wwan0", "address": "10.20.0.5/30", "gateway": "10.20.0.6", "multipath": "backup"},
+    {"name": "dsl", "device": "eth3", "address": "192.0.2.10/24", "gateway": "192.0.2.1", "multipath": "off"},
+]
+
+
+def test_plan_fills_tables_metrics_and_omr_flags():
+    plan = plan_wans(WANS)
+    assert [w["table"] for w in plan] == [101, 102, 103, 104]
+    assert [w["metric"] for w in plan] == [1, 11, 12, 13]
+    assert plan[0]["flags"] == ["subflow", "fullmesh"]
+    assert plan[1]["flags"] == ["subflow", "fullmesh"]
+    assert plan[2]["flags"] == ["subflow", "backup", "fullmesh"]
+    assert plan[3]["flags"] == []
+    assert plan[2]["network"] == "10.20.0.4/30" and plan[2]["address"] == "10.20.0.5"
+
+
+def test_yaml_booleans_are_omr_words():
+    wans = [dict(WANS[0]), dict(WANS[1], multipath=True), dict(WANS[3], multipath=False)]
+    assert [w["multipath"] for w in plan_wans(wans)] == ["master", "on", "off"]
+
+
+@pytest.mark.parametrize("change, message", [
+    ({1: {"multipath": "master"}}, "exactly one WAN must have multipath master"),
+    ({0: {"multipath": "on"}}, "found 0 (none)"),
+    ({1: {"multipath": "handover"}}, "multipath 'handover' is not one of master, on, backup, off"),
+    ({1: {"name": "wan1"}}, "duplicate WAN name 'wan1'"),
+    ({1: {"device": "eth1"}}, "device eth1 is already used by omr_router_wans[0]"),
+    ({1: {"address": "100.64.2.2"}}, "must be an address with a prefix length"),
+    ({1: {"gateway": "100.64.9.1"}}, "gateway 100.64.9.1 is not on the link's network 100.64.2.0/24"),
+    ({1: {"table": 101}}, "routing table 101 is already used"),
+])
+def test_bad_wans_are_rejected_naming_the_variable(change, message):
+    wans = [dict(w) for w in WANS]
+    for index, values in change.items():
+        wans[index].update(values)
+    with pytest.raises(RouterPlanError) as err:
+        plan_wans(wans)
+    assert message in str(err.value)
+    assert "omr_router_wans" in str(err.value)
+
+
+def test_empty_wan_list():
+    with pytest.raises(RouterPlanError, match="omr_router_wans must list at least one WAN"):
+        plan_wans([])
+
+
+def test_lan():
+    assert plan_lan({"device": "lan", "address": "192.168.100.1/24"})["network"] == "192.168.100.0/24"
+    with pytest.raises(RouterPlanError, match="omr_router_lan.address"):
+        plan_lan({"device": "lan", "address": "192.168.100.1"})
+
+
+# Captured from the lab router: `ip -4 -o route show table all`.
+ROUTES = """default via 100.64.1.254 dev wan1 table 101 
+100.64.1.0/24 dev wan1 table 101 scope link src 100.64.1.2 
+default via 100.64.1.254 dev wan1 metric 1 
+100.64.1.0/24 dev wan1 proto kernel scope link src 100.64.1.2 
+172.23.213.48/29 dev transit proto kernel scope link src 172.23.213.49 
+10.8.0.0/24 via 100.64.1.254 dev wan1 
+192.168.100.0/24 dev lan proto kernel scope link src 192.168.100.1 
+local 100.64.1.2 dev wan1 table local proto kernel scope host src 100.64.1.2 
+broadcast 100.64.1.255 dev wan1 table local proto kernel scope link src 100.64.1.2 
+"""
+
+
+def test_routes_leave_out_defaults_local_table_and_excluded_devices():
+    nets = parse_routes(ROUTES, exclude_devices=("transit",))
+    assert [n["network"] for n in nets] == ["100.64.1.0/24", "10.8.0.0/24", "192.168.100.0/24"]
+    assert nets[1]["name"] == "route 10.8.0.0/24 dev wan1"
