@@ -15,13 +15,15 @@ export ANSIBLE_FORCE_COLOR := 0
 
 APT_PACKAGES := podman runc debootstrap iproute2 nftables uidmap slirp4netns containernetworking-plugins
 IMAGES       := debian12 debian13
-SCENARIOS    := vps vps_reject
+SCENARIOS    := vps vps_reject lab
+PROFILE      ?= even
+LAB          := -i lab/inventory.yml -e @lab/profiles/$(PROFILE).yml
 
 .PHONY: help setup apt venv collection images lint yamllint ansible-lint sanity unit integration \
         molecule test fast demo demo-down clean
 
 help:
-	@echo "make demo       bring up the lab VPS, converge it with site.yml, print the verify summary"
+	@echo "make demo       bring up the lab (PROFILE=even|mixed), converge it with site.yml, verify, speed test"
 	@echo "make demo-down  remove the lab containers"
 	@echo "make test       everything CI runs: lint, sanity, unit, integration, molecule"
 	@echo "make fast       the quick tier: lint and unit tests (a couple of minutes)"
@@ -84,11 +86,12 @@ test: lint unit integration molecule
 
 # ---- the demo lab -------------------------------------------------------------
 demo: setup
-	$(BIN)/ansible-playbook lab/up.yml
-	$(BIN)/ansible-playbook -i lab/inventory.yml site.yml
+	$(BIN)/ansible-playbook $(LAB) lab/up.yml
+	$(BIN)/ansible-playbook $(LAB) site.yml
+	$(BIN)/ansible-playbook $(LAB) playbooks/speedtest.yml
 
 demo-down: venv collection
-	$(BIN)/ansible-playbook lab/down.yml
+	$(BIN)/ansible-playbook $(LAB) lab/down.yml
 
 clean: demo-down
 	rm -rf .build .cache tests/output
