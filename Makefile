@@ -19,7 +19,9 @@ SCENARIOS    := vps vps_reject lab
 PROFILE      ?= even
 LAB          := -i lab/inventory.yml -e @lab/profiles/$(PROFILE).yml
 
-.PHONY: help setup apt venv collection images lint yamllint ansible-lint sanity unit integration \
+BENCH_ARGS   ?=
+
+.PHONY: bench help setup apt venv collection images lint yamllint ansible-lint sanity unit integration \
         molecule test fast demo demo-down clean
 
 help:
@@ -27,6 +29,7 @@ help:
 	@echo "make demo-down  remove the lab containers"
 	@echo "make test       everything CI runs: lint, sanity, unit, integration, molecule"
 	@echo "make fast       the quick tier: lint and unit tests (a couple of minutes)"
+	@echo "make bench      efficiency (defaults vs tuned), failover, converge times; writes bench/results/"
 	@echo "make setup      Debian packages, $(VENV), collection link, lab images (idempotent)"
 
 setup: apt venv collection images
@@ -83,6 +86,10 @@ molecule: setup
 	done
 
 test: lint unit integration molecule
+
+# ---- benchmark: figures, not assertions -------------------------------------------
+bench: setup
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 # ---- the demo lab -------------------------------------------------------------
 demo: setup

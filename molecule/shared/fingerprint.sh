@@ -10,6 +10,9 @@ for u in rpcbind.service rpcbind.socket exim4.service omr-mptcp-endpoints.servic
   echo "$u $(systemctl is-enabled "$u" 2>/dev/null || true) $(systemctl is-active "$u" 2>/dev/null || true)"
 done
 echo "## mptcp"; ip mptcp endpoint show; ip mptcp limits show
+echo "## routing"; ip -4 rule show; ip -4 route show table all | grep -v "^local\|^broadcast"
+echo "## addresses"; ip -4 -o addr show | awk '{ print $2, $4 }'
+echo "## nft"; nft list ruleset 2>/dev/null | md5sum
 echo "## sysctls"
 for f in /proc/sys/vm/swappiness /proc/sys/net/mptcp/* /proc/sys/net/ipv4/tcp_rmem /proc/sys/net/ipv4/tcp_wmem \
          /proc/sys/net/ipv4/tcp_congestion_control /proc/sys/net/core/rmem_max /proc/sys/net/core/wmem_max \

@@ -1,0 +1,222 @@
+#!/usr/bin/env python3
+"""make bench: aggregation efficiency (kernel defaults vs the roles' tuning, side by side in
+one run), failover recovery and bytes lost, converge vs idempotent rerun, 1 vs 5 VPSes.
+
+Every figure is measured here, on the lab, in this run; targets are reported, not asserted.
+Writes bench/results/<timestamp>.json and prints a table.
+"""
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, ".venv", "bin")
+ENV = dict(os.environ, CONTAINERS_CONF=os.path.join(ROOT, "lab", "containers.conf"),
+           ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
+           ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".collections"),
+           PATH=BIN + os.pathsep + os.environ.get("PATH", ""))
+SERVER_FILE = os.path.join(ROOT, "roles", "vps", "files", "omr-mptcp-speedtest.py")
+TARGETS = {"even": 0.95, "mixed": 0.90}
+
+
+def log(msg):
+    print("[bench %s] %s" % (time.strftime("%H:%M:%S"), msg), flush=True)
+
+
+def sh(argv, check=True, quiet=True):
+    res = subprocess.run(argv, cwd=ROOT, env=ENV, check=False, capture_output=quiet, text=True)
+    if check and res.returncode != 0:
+        sys.stderr.write((res.stdout or "") + (res.stderr or ""))
+        raise SystemExit("failed: %s" % " ".join(argv))
+    return res
+
+
+def playbook(profile, path, *extra, inventory="lab/inventory.yml"):
+    argv = [os.path.join(BIN, "ansible-playbook"), "-i", inventory, path]
+    if profile:
+        argv += ["-e", "@lab/profiles/%s.yml" % profile]
+    for item in extra:
+        argv += ["-e", item]
+    started = time.monotonic()
+    sh(argv)
+    return time.monotonic() - started
+
+
+def speedtest(profile, seconds):
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+        out = f.name
+    try:
+        playbook(profile, "playbooks/speedtest.yml", "omr_speedtest_output=%s" % out,
+                 "omr_speedtest_seconds=%d" % seconds)
+        with open(out, encoding="utf-8") as f:
+            return json.load(f)
+    finally:
+        os.unlink(out)
+
+
+def cut(link, state):
+    cmds = {
+        "down": "nft add table inet omr_lab_cut_{0} && nft add chain inet omr_lab_cut_{0} forward "
+                "'{{ type filter hook forward priority -10; policy accept; }}' && "
+                "nft add rule inet omr_lab_cut_{0} forward iifname {0} drop && "
+                "nft add rule inet omr_lab_cut_{0} forward oifname {0} drop".format(link),
+        "up": "nft delete table inet omr_lab_cut_%s" % link,
+    }
+    sh(["podman", "exec", "omr-lab-isp", "sh", "-c", cmds[state]])
+
+
+def window_rate(samples, t_end, width=0.5):
+    """Mbit/s received in (t_end - width, t_end]."""
+    before = [b for t, b in samples if t <= t_end - width]
+    upto = [b for t, b in samples if t <= t_end]
+    if not before or not upto:
+        return 0.0
+    return (upto[-1] - before[-1]) * 8 / width / 1e6
+
+
+def failover(speed, nbytes, cut_after=3.0, down_for=4.0):
+    """Cut the last non-master WAN mid-transfer: bytes lost, and how long until the receiver's
+    rate is back to 80 % of what the surviving links carry alone."""
+    links = speed["links"]
+    victim = [link for link in links if link["multipath"] != "master"][-1]
+    surviving = sum(link["single_mbps"] for link in links if link is not victim)
+    sh(["podman", "cp", SERVER_FILE, "omr-lab-router:/tmp/omr-speedtest.py"])
+    sh(["podman", "cp", os.path.join(ROOT, "bench", "failover_client.py"), "omr-lab-router:/tmp/failover_client.py"])
+    proc = subprocess.Popen(["podman", "exec", "omr-lab-router", "python3", "/tmp/failover_client.py",
+                             "/tmp/omr-speedtest.py", "198.51.100.10", "65432", str(nbytes)],
+                            cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    marks = {}
+
+    def driver():
+        time.sleep(cut_after)
+        marks["down"] = time.time()
+        cut(victim["name"], "down")
+        time.sleep(down_for)
+        marks["up"] = time.time()
+        cut(victim["name"], "up")
+
+    thread = threading.Thread(target=driver)
+    thread.start()
+    out, err = proc.communicate(timeout=180)
+    thread.join()
+    if proc.returncode != 0:
+        raise SystemExit("failover client failed: %s" % err)
+    res = json.loads(out)
+    samples = res["samples"]
+    t_down = marks["down"] - res["start_wall"]
+    recovery = None
+    for t, _ in samples:
+        if t > t_down + 0.5 and window_rate(samples, t) >= 0.8 * surviving:
+            recovery = round(t - t_down, 2)
+            break
+    return {
+        "cut": victim["name"], "bytes": nbytes, "received": res["received"], "intact": res["intact"],
+        "bytes_lost": nbytes - res["received"], "seconds": round(res["seconds"], 2),
+        "surviving_mbps": round(surviving, 1), "recovery_s": recovery,
+        "cut_at_s": round(t_down, 2),
+    }
+
+
+def profile_run(profile, seconds):
+    result = {"profile": profile}
+    # Kernel defaults: the same converge with the roles' sysctl tuning switched off.
+    log("%s: lab up, converge with kernel defaults" % profile)
+    playbook(profile, "lab/up.yml")
+    playbook(profile, "site.yml", "omr_vps_sysctl_enabled=false", "omr_router_sysctl_enabled=false")
+    log("%s: speed test, kernel defaults" % profile)
+    result["defaults"] = speedtest(profile, seconds)
+    # Tuned: a fresh lab, so the first converge is a real first one.
+    log("%s: fresh lab up, first converge with tuning" % profile)
+    playbook(profile, "lab/up.yml")
+    result["first_converge_s"] = round(playbook(profile, "site.yml"), 1)
+    result["rerun_converge_s"] = round(playbook(profile, "site.yml"), 1)
+    log("%s: speed test, tuned" % profile)
+    result["tuned"] = speedtest(profile, seconds)
+    log("%s: failover" % profile)
+    rate = result["tuned"]["aggregate_mbps"]
+    result["failover"] = failover(result["tuned"], nbytes=int(rate * 1e6 / 8 * 12))
+    return result
+
+
+def scaling():
+    times = {}
+    for count in (1, 5):
+        log("scaling: %d VPS container(s)" % count)
+        playbook(None, "bench/vps_hosts.yml", "omr_bench_state=absent")
+        playbook(None, "bench/vps_hosts.yml", "omr_bench_count=%d" % count)
+        with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as f:
+            f.write("omr_vps:\n  hosts:\n")
+            for i in range(1, count + 1):
+                f.write("    omr-bench-vps-%d:\n      ansible_connection: containers.podman.podman\n" % i)
+            inventory = f.name
+        try:
+            times[count] = round(playbook(None, "playbooks/vps.yml", inventory=inventory), 1)
+        finally:
+            os.unlink(inventory)
+    playbook(None, "bench/vps_hosts.yml", "omr_bench_state=absent")
+    return times
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--profiles", default="even,mixed")
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--no-scaling", action="store_true")
+    args = parser.parse_args()
+    started = datetime.datetime.now(datetime.timezone.utc)
+    results = {"date": started.isoformat(timespec="seconds"), "kernel": os.uname().release,
+               "seconds_per_test": args.seconds, "profiles": []}
+    shaping = sh(["podman", "run", "--rm", "--privileged", "localhost/omr-lab/debian:12", "sh", "-c",
+                  "tc qdisc add dev lo root netem delay 0ms 2>/dev/null && echo netem || echo tbf+nftables"],
+                 check=False)
+    results["shaping"] = (shaping.stdout or "").strip() or "unknown"
+    for profile in args.profiles.split(","):
+        results["profiles"].append(profile_run(profile, args.seconds))
+    if not args.no_scaling:
+        results["scaling_s"] = scaling()
+    playbook(None, "lab/down.yml")
+    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
+    path = os.path.join(ROOT, "bench", "results", started.strftime("%Y%m%dT%H%M%SZ") + ".json")
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(results, f, indent=2)
+        f.write("\n")
+    print_table(results)
+    print("results: %s" % os.path.relpath(path, ROOT))
+
+
+def print_table(r):
+    print()
+    print("omr.deploy bench, %s, kernel %s, shaping %s, %d s per speed test" % (
+        r["date"], r["kernel"], r["shaping"], r["seconds_per_test"]))
+    print("%-7s %-9s %-10s %-10s %-10s %-8s %-7s" % ("profile", "variant", "sum alone", "bonded", "efficiency", "target", "met"))
+    for p in r["profiles"]:
+        for variant in ("defaults", "tuned"):
+            s = p[variant]
+            target = TARGETS.get(p["profile"], 0.9)
+            print("%-7s %-9s %-10.1f %-10.1f %-10.3f %-8.2f %-7s" % (
+                p["profile"], variant, s["sum_single_mbps"], s["aggregate_mbps"], s["efficiency"], target,
+                "yes" if s["efficiency"] >= target else "no"))
+        ratio = p["tuned"]["efficiency"] / p["defaults"]["efficiency"] if p["defaults"]["efficiency"] else 0
+        print("%-7s tuned/defaults efficiency ratio %.3f (target >= 1.0: %s)" % (p["profile"], ratio, "yes" if ratio >= 1.0 else "no"))
+        f = p["failover"]
+        print("%-7s failover: cut %s at %.1f s, %d bytes lost, intact %s, back to 80 %% of the surviving %.1f Mbit/s after %s s (target <= 2 s: %s)" % (
+            p["profile"], f["cut"], f["cut_at_s"], f["bytes_lost"], f["intact"], f["surviving_mbps"], f["recovery_s"],
+            "yes" if f["recovery_s"] is not None and f["recovery_s"] <= 2 else "no"))
+        rerun = p["rerun_converge_s"] / p["first_converge_s"]
+        print("%-7s converge: first %.1f s, idempotent rerun %.1f s, ratio %.2f (target <= 0.40: %s)" % (
+            p["profile"], p["first_converge_s"], p["rerun_converge_s"], rerun, "yes" if rerun <= 0.4 else "no"))
+    if "scaling_s" in r:
+        s = r["scaling_s"]
+        ratio = s[5] / s[1]
+        print("scaling: vps.yml on 1 VPS %.1f s, on 5 VPSes %.1f s, ratio %.2f (target <= 1.5: %s)" % (
+            s[1], s[5], ratio, "yes" if ratio <= 1.5 else "no"))
+
+
+if __name__ == "__main__":
+    main()
