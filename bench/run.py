@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """make bench: aggregation efficiency (kernel defaults vs the roles' tuning, side by side in
 one run), failover recovery and bytes lost, converge vs idempotent rerun, 1 vs 5 VPSes.
 
@@ -111,7 +110,7 @@ def failover(speed, nbytes, cut_after=3.0, down_for=4.0):
     samples = res["samples"]
     t_down = marks["down"] - res["start_wall"]
     recovery = None
-    for t, _ in samples:
+    for t, _received in samples:
         if t > t_down + 0.5 and window_rate(samples, t) >= 0.8 * surviving:
             recovery = round(t - t_down, 2)
             break

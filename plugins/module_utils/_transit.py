@@ -145,13 +145,13 @@ class _Taken(object):
     def merged(self):
         if self._merged is None:
             out = []
-            for f, l, _ in sorted(self.items):
+            for f, l, _owner in sorted(self.items):
                 if out and f <= out[-1][1] + 1:
                     out[-1][1] = max(out[-1][1], l)
                 else:
                     out.append([f, l])
             self._merged = out
-            self._starts = [f for f, _ in out]
+            self._starts = [f for f, _last in out]
         return self._merged
 
     def hit(self, first, last):
@@ -299,7 +299,7 @@ def allocate(pool, links, reserved=(), existing=None, var_name=LINKS_VAR):
     # 2. allocations of an earlier run, while still inside the pool, of the right size
     #    and free; sorted by name so that of two that clash the same one always stays
     for i, name, prefix, net in sorted((l for l in links if l[3] is None), key=lambda l: l[1]):
-        old, _ = _parse_subnet(_existing_subnet(existing.get(name)))
+        old, _err = _parse_subnet(_existing_subnet(existing.get(name)))
         if old is None or old.prefixlen != prefix or not old.subnet_of(pool):
             continue
         if taken.hit(int(old.network_address), int(old.broadcast_address)):
@@ -336,7 +336,7 @@ def _place(pool, prefix, name, taken):
         idx = min(free, key=lambda b: ((b - start) * inverse) % n)
     else:
         idx = start
-        for _ in range(n):
+        for _step in range(n):
             first = base + idx * size
             if not taken.hit(first, first + size - 1):
                 break

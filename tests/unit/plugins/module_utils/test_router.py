@@ -63,20 +63,21 @@ def test_lan():
         plan_lan({"device": "lan", "address": "192.168.100.1"})
 
 
-# Captured from the lab router: `ip -4 -o route show table all`.
-ROUTES = """default via 100.64.1.254 dev wan1 table 101 
-100.64.1.0/24 dev wan1 table 101 scope link src 100.64.1.2 
-default via 100.64.1.254 dev wan1 metric 1 
-100.64.1.0/24 dev wan1 proto kernel scope link src 100.64.1.2 
-172.23.213.48/29 dev transit proto kernel scope link src 172.23.213.49 
-10.8.0.0/24 via 100.64.1.254 dev wan1 
-192.168.100.0/24 dev lan proto kernel scope link src 192.168.100.1 
-local 100.64.1.2 dev wan1 table local proto kernel scope host src 100.64.1.2 
-broadcast 100.64.1.255 dev wan1 table local proto kernel scope link src 100.64.1.2 
+# Captured from the lab router: `ip -4 -o route show table all` (iproute2 ends each line
+# with a space; added back below).
+ROUTES = """default via 100.64.1.254 dev wan1 table 101
+100.64.1.0/24 dev wan1 table 101 scope link src 100.64.1.2
+default via 100.64.1.254 dev wan1 metric 1
+100.64.1.0/24 dev wan1 proto kernel scope link src 100.64.1.2
+172.23.213.48/29 dev transit proto kernel scope link src 172.23.213.49
+10.8.0.0/24 via 100.64.1.254 dev wan1
+192.168.100.0/24 dev lan proto kernel scope link src 192.168.100.1
+local 100.64.1.2 dev wan1 table local proto kernel scope host src 100.64.1.2
+broadcast 100.64.1.255 dev wan1 table local proto kernel scope link src 100.64.1.2
 """
 
 
 def test_routes_leave_out_defaults_local_table_and_excluded_devices():
-    nets = parse_routes(ROUTES, exclude_devices=("transit",))
+    nets = parse_routes(ROUTES.replace("\n", " \n"), exclude_devices=("transit",))
     assert [n["network"] for n in nets] == ["100.64.1.0/24", "10.8.0.0/24", "192.168.100.0/24"]
     assert nets[1]["name"] == "route 10.8.0.0/24 dev wan1"

@@ -39,7 +39,7 @@ def preferred(name, pool=POOL, prefix=29):
     """The block the hash prefers for `name`, before any probing."""
     pool = ipaddress.ip_network(pool)
     n = 1 << (prefix - pool.prefixlen)
-    start, _ = t._hash_probe(name, n)
+    start, _step = t._hash_probe(name, n)
     return ipaddress.ip_network((int(pool.network_address) + start * (1 << (32 - prefix)), prefix))
 
 
