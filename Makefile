@@ -13,10 +13,10 @@ export PATH               := $(CURDIR)/$(BIN):$(PATH)
 export PY_COLORS          := 0
 export ANSIBLE_FORCE_COLOR := 0
 
-APT_PACKAGES := podman runc debootstrap iproute2 nftables uidmap slirp4netns containernetworking-plugins
+APT_PACKAGES := podman runc debootstrap iproute2 nftables iputils-ping uidmap slirp4netns containernetworking-plugins
 IMAGES       := debian12 debian13
 SCENARIOS    := vps vps_reject lab
-PROFILE      ?= even
+PROFILE      ?= wifi
 LAB          := -i lab/inventory.yml -e @lab/profiles/$(PROFILE).yml
 
 BENCH_ARGS   ?=
@@ -25,7 +25,7 @@ BENCH_ARGS   ?=
         molecule test fast demo demo-down clean
 
 help:
-	@echo "make demo       bring up the lab (PROFILE=even|mixed), converge it with site.yml, verify, speed test"
+	@echo "make demo       bring up the lab (PROFILE=wifi|even|mixed), converge it with site.yml, verify, speed test"
 	@echo "make demo-down  remove the lab containers"
 	@echo "make test       everything CI runs: lint, sanity, unit, integration, molecule"
 	@echo "make fast       the quick tier: lint and unit tests (a couple of minutes)"

@@ -13,11 +13,17 @@ def _gateway(subnet):
 
 
 def _attach(network, address, ifname):
+    if address is None:
+        return "%s:interface_name=%s" % (network, ifname)
     return "%s:ip=%s,interface_name=%s" % (network, address, ifname)
 
 
-def omr_lab_plan(topology, wans, links, transit, transit_links):
-    """Return {'networks': [{name, subnet, gateway}], 'containers': [{name, image, memory, networks, default_via}]}."""
+def omr_lab_plan(topology, wans, links, transit_links):
+    """Return {'networks': [{name, subnet, gateway, ipam}], 'containers': [{name, image, memory, networks, default_via}]}.
+
+    Transit and hotspot networks get no addresses from podman (ipam none): the router and
+    WiFi bridge roles address the transit links, the hotspot's DHCP server the bridge's uplink.
+    """
     inet, lan = topology["omr_lab_inet"], topology["omr_lab_lan"]
     image = topology["omr_lab_image"]
     networks = [
@@ -27,6 +33,8 @@ def omr_lab_plan(topology, wans, links, transit, transit_links):
     isp_nets = [_attach("omr-lab-inet", inet["isp"], "inet")]
     router_nets = []
     for wan in wans:
+        if wan.get("transit"):
+            continue  # behind the WiFi bridge, not an ISP line
         link = links[wan["name"]]
         net = "omr-lab-" + wan["name"]
         networks.append({"name": net, "subnet": link["subnet"], "gateway": _gateway(link["subnet"])})
@@ -34,10 +42,11 @@ def omr_lab_plan(topology, wans, links, transit, transit_links):
         router_nets.append(_attach(net, wan["address"].split("/")[0], wan["device"]))
     router_nets.append(_attach("omr-lab-lan", lan["router"], "lan"))
     for tlink in transit_links:
-        alloc = transit[tlink["name"]]
         net = "omr-lab-transit-" + tlink["name"]
-        networks.append({"name": net, "subnet": alloc["subnet"], "gateway": _gateway(alloc["subnet"])})
-        router_nets.append(_attach(net, alloc["router_address"], tlink["device"]))
+        networks.append({"name": net, "ipam": "none"})
+        router_nets.append(_attach(net, None, tlink["device"]))
+    hotspot = topology["omr_lab_hotspot"]
+    networks.append({"name": "omr-lab-hotspot", "ipam": "none"})
     containers = [
         {"name": "omr-lab-vps", "memory": "1g", "networks": [_attach("omr-lab-inet", inet["vps"], "eth0")],
          "default_via": inet["isp"]},
@@ -45,20 +54,19 @@ def omr_lab_plan(topology, wans, links, transit, transit_links):
         {"name": "omr-lab-router", "memory": "1g", "networks": router_nets},
         {"name": "omr-lab-client", "networks": [_attach("omr-lab-lan", lan["client"], "eth0")],
          "default_via": lan["router"]},
+        # A public hotspot on the "internet", with its own DHCP network behind a captive portal,
+        # and the WiFi bridge that uses it as its (wired, in the lab) uplink.
+        {"name": "omr-lab-hotspot", "networks": [_attach("omr-lab-inet", hotspot["public"], "inet"),
+                                                 _attach("omr-lab-hotspot", None, "hotspot")],
+         "default_via": inet["isp"]},
+        {"name": "omr-lab-wifi", "networks": [_attach("omr-lab-hotspot", None, "uplink"),
+                                              _attach("omr-lab-transit-" + hotspot["transit_link"], None, "transit")]},
     ]
     for c in containers:
         c["image"] = image
     return {"networks": networks, "containers": containers}
 
 
-def omr_lab_reserved(topology, links):
-    """What the router role reserves from its inventory alone: LAN, VPS and the WAN networks."""
-    reserved = [{"name": "LAN", "network": topology["omr_lab_lan"]["subnet"]},
-                {"name": "VPS", "network": topology["omr_lab_inet"]["vps"] + "/32"}]
-    reserved += [{"name": "WAN " + name, "network": link["subnet"]} for name, link in sorted(links.items())]
-    return reserved
-
-
 class FilterModule(object):
     def filters(self):
-        return {"omr_lab_plan": omr_lab_plan, "omr_lab_reserved": omr_lab_reserved}
+        return {"omr_lab_plan": omr_lab_plan}

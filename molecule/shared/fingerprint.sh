@@ -1,18 +1,24 @@
 #!/bin/sh
-# Everything omr.deploy.vps may change, as text: compared before and after a run that must
+# Everything omr.deploy.vps, .router and .wifi_bridge may change, as text: compared before and after a run that must
 # change nothing (check mode on a fresh host, a rejected input, too little memory).
 echo "## sysctl.d"; ls -1 /etc/sysctl.d/ 2>/dev/null
 echo "## /etc/systemd/system"; ls -1 /etc/systemd/system/ 2>/dev/null
 echo "## /usr/local/sbin"; ls -1 /usr/local/sbin/ 2>/dev/null
 echo "## local facts"; ls -1 /etc/ansible/facts.d/ 2>/dev/null
 echo "## units"
-for u in rpcbind.service rpcbind.socket exim4.service omr-mptcp-endpoints.service; do
+for u in rpcbind.service rpcbind.socket exim4.service omr-mptcp-endpoints.service omr-router-net.service \
+         omr-wifi-bridge-uplink.service omr-wifi-bridge-net.service omr-wifi-portal.timer omr-wifi-monitor.timer; do
   echo "$u $(systemctl is-enabled "$u" 2>/dev/null || true) $(systemctl is-active "$u" 2>/dev/null || true)"
 done
 echo "## mptcp"; ip mptcp endpoint show; ip mptcp limits show
 echo "## routing"; ip -4 rule show; ip -4 route show table all | grep -v "^local\|^broadcast"
 echo "## addresses"; ip -4 -o addr show | awk '{ print $2, $4 }'
-echo "## nft"; nft list ruleset 2>/dev/null | md5sum
+# Terse: without set elements, which come and go with the lab hotspot's portal sessions.
+echo "## nft"; nft -t list ruleset 2>/dev/null | md5sum
+echo "## configuration files"
+for d in /etc/omr-wifi-bridge /etc/wpa_supplicant /usr/local/lib/omr-wifi-bridge; do
+  [ -d "$d" ] && (cd "$d" && md5sum ./* 2>/dev/null | sed "s#  ./#  $d/#")
+done
 echo "## sysctls"
 for f in /proc/sys/vm/swappiness /proc/sys/net/mptcp/* /proc/sys/net/ipv4/tcp_rmem /proc/sys/net/ipv4/tcp_wmem \
          /proc/sys/net/ipv4/tcp_congestion_control /proc/sys/net/core/rmem_max /proc/sys/net/core/wmem_max \

@@ -45,9 +45,9 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.omr.deploy.plugins.module_utils._router import RouterPlanError, parse_routes, plan_lan, plan_wans
 
 
-def router_wan_plan(wans, var="omr_router_wans"):
+def router_wan_plan(wans, var="omr_router_wans", transit=None, transit_links=None):
     try:
-        return plan_wans(wans, var=var)
+        return plan_wans(wans, var=var, transit=transit, transit_links=transit_links)
     except RouterPlanError as exc:
         raise AnsibleFilterError(str(exc))
 

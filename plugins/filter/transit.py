@@ -74,6 +74,12 @@ options:
         Entries for links that no longer exist are ignored.
     type: dict
     default: {}
+  var:
+    description:
+      - The variable name used in error messages, for callers other than the router role
+        (the WiFi bridge role checks its end of a link with C(omr_wifi_bridge_transit)).
+    type: str
+    default: omr_router_transit_links
 notes:
   - Renaming a link or changing its prefix allocates it again.
   - The router role keeps the result as a local fact and passes it back as O(existing),
@@ -136,9 +142,9 @@ from ansible_collections.omr.deploy.plugins.module_utils._transit import (
 )
 
 
-def transit_allocate(links, pool=DEFAULT_POOL, reserved=None, existing=None):
+def transit_allocate(links, pool=DEFAULT_POOL, reserved=None, existing=None, var='omr_router_transit_links'):
     try:
-        return _allocate(pool, links, reserved=reserved or [], existing=existing or {})
+        return _allocate(pool, links, reserved=reserved or [], existing=existing or {}, var_name=var)
     except TransitError as e:
         raise AnsibleFilterError(str(e))
 

@@ -33,8 +33,42 @@ def _mode(value):
     return str(value)
 
 
-def plan_wans(wans, var="omr_router_wans"):
-    """Check the WAN list and return it with table, metric, network and endpoint flags filled in."""
+def _transit_wan(wan, where_n, transit, transit_links, errors):
+    """A WAN behind a bridge device (`transit: <link>`): its device, address and gateway come
+    from the transit link and its allocation. Returns the WAN with those filled in, or None."""
+    link_name = wan["transit"]
+    links = dict((link.get("name"), link) for link in transit_links or [] if isinstance(link, dict))
+    if link_name not in links:
+        errors.append("%s: transit %r is not a link of omr_router_transit_links (%s)"
+                      % (where_n, link_name, ", ".join(sorted(str(n) for n in links)) or "none declared"))
+        return None
+    device = links[link_name].get("device")
+    if wan.get("device") not in (None, device):
+        errors.append("%s: device %s differs from the device %s of transit link %s"
+                      % (where_n, wan.get("device"), device, link_name))
+        return None
+    for key in ("address", "gateway"):
+        if wan.get(key) is not None:
+            errors.append("%s: %s comes from transit link %s; leave it out" % (where_n, key, link_name))
+            return None
+    filled = dict(wan, device=device)
+    if transit is not None:
+        alloc = transit.get(link_name)
+        if alloc is None:
+            errors.append("%s: transit link %s has no allocation" % (where_n, link_name))
+            return None
+        filled["address"] = "%s/%s" % (alloc["router_address"], alloc["prefix"])
+        filled["gateway"] = alloc["peer_address"]
+    return filled
+
+
+def plan_wans(wans, var="omr_router_wans", transit=None, transit_links=None):
+    """Check the WAN list and return it with table, metric, network and endpoint flags filled in.
+
+    A WAN may name a transit link (`transit: wifi1`) instead of device, address and gateway:
+    the bridge device at the other end is its gateway. Without `transit` (the allocation),
+    such WANs are checked but planned without addresses (address, network and endpoint None).
+    """
     if not isinstance(wans, list) or not wans:
         raise RouterPlanError("%s must list at least one WAN" % var)
     errors, seen_names, seen_devices, seen_tables = [], {}, {}, {}
@@ -46,6 +80,12 @@ def plan_wans(wans, var="omr_router_wans"):
         if not name:
             errors.append("%s: name is required" % where)
             continue
+        pending = False
+        if wan.get("transit") is not None:
+            wan = _transit_wan(wan, where_n, transit, transit_links, errors)
+            if wan is None:
+                continue
+            pending = transit is None
         if name in seen_names:
             errors.append("%s: duplicate WAN name %r (also %s[%d])" % (where_n, name, var, seen_names[name]))
         seen_names.setdefault(name, i)
@@ -56,6 +96,21 @@ def plan_wans(wans, var="omr_router_wans"):
         mode = _mode(wan.get("multipath"))
         if mode not in MODES:
             errors.append("%s: multipath %r is not one of %s" % (where_n, mode, ", ".join(MODES)))
+        table = int(wan.get("table") or TABLE_BASE + i + 1)
+        if table in seen_tables:
+            errors.append("%s: routing table %d is already used by %s[%d]" % (where_n, table, var, seen_tables[table]))
+        seen_tables.setdefault(table, i)
+        metric = wan.get("metric")
+        if metric is None:
+            metric = 1 if mode == "master" else 10 + i
+        if pending:
+            planned.append({
+                "name": name, "device": wan["device"], "multipath": mode, "transit": wan["transit"],
+                "address": None, "prefix": None, "cidr": None, "network": None, "gateway": None,
+                "table": table, "metric": int(metric), "endpoint_id": i + 1,
+                "flags": MODE_FLAGS.get(mode, []), "endpoint": None,
+            })
+            continue
         try:
             iface = ipaddress.ip_interface(str(wan.get("address")))
             if iface.network.prefixlen == iface.max_prefixlen:
@@ -71,15 +126,8 @@ def plan_wans(wans, var="omr_router_wans"):
             continue
         if gateway not in iface.network:
             errors.append("%s: gateway %s is not on the link's network %s" % (where_n, gateway, iface.network))
-        table = int(wan.get("table") or TABLE_BASE + i + 1)
-        if table in seen_tables:
-            errors.append("%s: routing table %d is already used by %s[%d]" % (where_n, table, var, seen_tables[table]))
-        seen_tables.setdefault(table, i)
-        metric = wan.get("metric")
-        if metric is None:
-            metric = 1 if mode == "master" else 10 + i
         planned.append({
-            "name": name, "device": device, "multipath": mode,
+            "name": name, "device": device, "multipath": mode, "transit": wan.get("transit"),
             "address": str(iface.ip), "prefix": iface.network.prefixlen, "cidr": str(iface),
             "network": str(iface.network), "gateway": str(gateway),
             "table": table, "metric": int(metric), "endpoint_id": i + 1,

@@ -39,6 +39,11 @@ DEFAULT_PREFIX = 29
 MIN_PREFIX = 16
 MAX_PREFIX = 30          # /30: router + peer, the smallest point-to-point subnet
 POOL_VAR = 'omr_router_transit_pool'
+
+
+def _pool_var(var_name):
+    # The bridge role checks its end as omr_wifi_bridge_transit, with omr_wifi_bridge_transit_pool.
+    return POOL_VAR if var_name == LINKS_VAR else var_name + '_pool'
 LINKS_VAR = 'omr_router_transit_links'
 
 # When no more than this many aligned blocks are free, the first free block in probe
@@ -66,17 +71,17 @@ def _int(value):
     return None
 
 
-def _parse_pool(pool):
+def _parse_pool(pool, pool_var=POOL_VAR):
     try:
         if not _is_str(pool):
             raise ValueError('not a string')
         net = ipaddress.ip_network(pool.strip(), strict=True)
     except ValueError as e:
-        raise TransitError('%s %r is not an IPv4 network in CIDR notation (%s)' % (POOL_VAR, pool, e))
+        raise TransitError('%s %r is not an IPv4 network in CIDR notation (%s)' % (pool_var, pool, e))
     if net.version != 4:
-        raise TransitError('%s %s is not an IPv4 network' % (POOL_VAR, net))
+        raise TransitError('%s %s is not an IPv4 network' % (pool_var, net))
     if net.prefixlen > MAX_PREFIX:
-        raise TransitError('%s %s is too small: it cannot hold a single /%d' % (POOL_VAR, net, MAX_PREFIX))
+        raise TransitError('%s %s is too small: it cannot hold a single /%d' % (pool_var, net, MAX_PREFIX))
     return net
 
 
@@ -213,9 +218,9 @@ def _validate_links(links, pool, var_name):
         if not isinstance(link, Mapping):
             raise TransitError('%s must be a dict with at least a name, got %r' % (where, link))
         # device belongs to the router's side of the link; the allocation does not use it.
-        unknown = sorted(set(link) - set(('name', 'prefix', 'subnet', 'device')))
+        unknown = sorted(set(link) - set(('name', 'prefix', 'subnet', 'device', 'peer', 'avoid')))
         if unknown:
-            raise TransitError('%s: unknown keys %s (allowed: name, prefix, subnet, device)' % (where, ', '.join(map(str, unknown))))
+            raise TransitError('%s: unknown keys %s (allowed: name, prefix, subnet, device, peer, avoid)' % (where, ', '.join(map(str, unknown))))
         name = link.get('name')
         if not _is_str(name) or not name.strip():
             raise TransitError('%s: name is required and must be a non-empty string, got %r' % (where, name))
@@ -246,9 +251,9 @@ def _validate_links(links, pool, var_name):
             raise TransitError('%s: subnet %s does not match prefix /%d' % (where, explicit, prefix))
         if prefix < pool.prefixlen:
             raise TransitError('%s: prefix /%d is larger than %s %s'
-                               % (where, prefix, POOL_VAR, pool))
+                               % (where, prefix, _pool_var(var_name), pool))
         if explicit is not None and not explicit.subnet_of(pool):
-            raise TransitError('%s: subnet %s is outside %s %s' % (where, explicit, POOL_VAR, pool))
+            raise TransitError('%s: subnet %s is outside %s %s' % (where, explicit, _pool_var(var_name), pool))
         out.append((i, name, prefix, explicit))
     return out
 
@@ -268,7 +273,7 @@ def allocate(pool, links, reserved=(), existing=None, var_name=LINKS_VAR):
     reserved: [{name: label, network: CIDR}] that no allocation may overlap
     existing: {name: subnet} of an earlier run, kept while still valid
     """
-    pool = _parse_pool(pool)
+    pool = _parse_pool(pool, _pool_var(var_name))
     reserved = _parse_reserved(reserved)
     links = _validate_links(links, pool, var_name)
     if existing is None:
@@ -280,7 +285,7 @@ def allocate(pool, links, reserved=(), existing=None, var_name=LINKS_VAR):
     for label, net in reserved:
         if pool.subnet_of(net) and links:
             raise TransitError('%s %s covers all of %s %s: no transit subnet can be allocated'
-                               % (label, net, POOL_VAR, pool))
+                               % (label, net, _pool_var(var_name), pool))
         taken.add(net, '%s %s' % (label, net))
 
     result = {}
@@ -312,7 +317,7 @@ def allocate(pool, links, reserved=(), existing=None, var_name=LINKS_VAR):
         block = _place(pool, prefix, name, taken)
         if block is None:
             raise TransitError('%s[%d] (%s): %s %s is exhausted, no free /%d left (taken: %s)'
-                               % (var_name, i, name, POOL_VAR, pool, prefix,
+                               % (var_name, i, name, _pool_var(var_name), pool, prefix,
                                   ', '.join(taken.labels(pool))))
         taken.add(block, '%s[%d] (%s) subnet %s' % (var_name, i, name, block))
         result[name] = dict(_describe(block), source='hashed')

@@ -52,6 +52,35 @@ def test_bad_wans_are_rejected_naming_the_variable(change, message):
     assert "omr_router_wans" in str(err.value)
 
 
+TRANSIT_LINKS = [{"name": "wifi1", "device": "transit", "prefix": 29}]
+WIFI = {"name": "wifi", "transit": "wifi1", "multipath": "on"}
+
+
+def test_transit_wan_is_checked_before_the_allocation_and_addressed_after_it():
+    pending = plan_wans(WANS[:2] + [WIFI], transit_links=TRANSIT_LINKS)
+    assert pending[2]["device"] == "transit" and pending[2]["address"] is None and pending[2]["endpoint"] is None
+    alloc = {"wifi1": {"subnet": "172.17.29.136/29", "prefix": 29,
+                       "router_address": "172.17.29.137", "peer_address": "172.17.29.138"}}
+    plan = plan_wans(WANS[:2] + [WIFI], transit=alloc, transit_links=TRANSIT_LINKS)
+    wifi = plan[2]
+    assert (wifi["cidr"], wifi["gateway"], wifi["network"]) == ("172.17.29.137/29", "172.17.29.138", "172.17.29.136/29")
+    assert wifi["endpoint"] == {"address": "172.17.29.137", "dev": "transit", "id": 3, "flags": ["subflow", "fullmesh"]}
+    assert wifi["table"] == 103 and wifi["transit"] == "wifi1"
+
+
+@pytest.mark.parametrize("wifi, message", [
+    (dict(WIFI, transit="wifi9"), "transit 'wifi9' is not a link of omr_router_transit_links (wifi1)"),
+    (dict(WIFI, device="eth7"), "device eth7 differs from the device transit of transit link wifi1"),
+    (dict(WIFI, address="172.17.29.137/29"), "address comes from transit link wifi1; leave it out"),
+    (dict(WIFI, name="wan1"), "duplicate WAN name 'wan1'"),
+])
+def test_bad_transit_wans_are_rejected(wifi, message):
+    with pytest.raises(RouterPlanError) as err:
+        plan_wans(WANS[:2] + [wifi], transit_links=TRANSIT_LINKS)
+    assert message in str(err.value)
+    assert "omr_router_wans[2]" in str(err.value)
+
+
 def test_empty_wan_list():
     with pytest.raises(RouterPlanError, match="omr_router_wans must list at least one WAN"):
         plan_wans([])

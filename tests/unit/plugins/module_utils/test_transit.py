@@ -435,3 +435,22 @@ def test_filter_docs_parse():
     assert yaml.safe_load(filter_plugin.EXAMPLES)
     assert yaml.safe_load(filter_plugin.RETURN)['_value']['sample']['wifi1']['subnet'] == \
         allocate(POOL, links('wifi1'))['wifi1']['subnet']
+
+
+def test_other_callers_name_their_own_variables():
+    with pytest.raises(TransitError) as err:
+        allocate('172.16.0.0/12', [{'name': 'wifi1', 'subnet': '10.9.0.0/29'}], var_name='omr_wifi_bridge_transit')
+    assert str(err.value) == 'omr_wifi_bridge_transit[0] (wifi1): subnet 10.9.0.0/29 is outside omr_wifi_bridge_transit_pool 172.16.0.0/12'
+    with pytest.raises(TransitError) as err:
+        allocate('172.16.0.0/12', [{'name': 'wifi1', 'subnet': '172.23.209.0/29'}], var_name='omr_wifi_bridge_transit',
+                 reserved=[{'name': 'hotspot network 172.23.208.0/20 on uplink', 'network': '172.23.208.0/20'}])
+    assert 'omr_wifi_bridge_transit[0] (wifi1): subnet 172.23.209.0/29 overlaps hotspot network 172.23.208.0/20' in str(err.value)
+
+
+def test_a_hotspot_network_moves_the_hashed_block():
+    # The lab's hotspot hands out 172.23.208.0/20, which covers the block wifi1 hashes to.
+    free = allocate('172.16.0.0/12', [{'name': 'wifi1'}])['wifi1']['subnet']
+    moved = allocate('172.16.0.0/12', [{'name': 'wifi1'}],
+                     reserved=[{'name': 'hotspot', 'network': '172.23.208.0/20'}])['wifi1']['subnet']
+    assert free == '172.23.213.48/29'
+    assert moved != free and not ipaddress.ip_network(moved).overlaps(ipaddress.ip_network('172.23.208.0/20'))
