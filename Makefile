@@ -15,7 +15,7 @@ export ANSIBLE_FORCE_COLOR := 0
 
 APT_PACKAGES := podman runc debootstrap iproute2 nftables iputils-ping uidmap slirp4netns containernetworking-plugins
 IMAGES       := debian12 debian13
-SCENARIOS    := vps vps_reject lab
+SCENARIOS    := vps vps_reject lab wifi
 PROFILE      ?= wifi
 LAB          := -i lab/inventory.yml -e @lab/profiles/$(PROFILE).yml
 

@@ -123,8 +123,8 @@ def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     handler = type('Handler', (Portal,), {'settings': args})
     server = ThreadingHTTPServer((args.listen, args.port), handler)
-    log('%s listening on %s:%d%s' % (args.mode, args.listen, args.port,
-                                      ', session %d s' % args.session_timeout if args.mode == 'portal' else ''))
+    session = ', session %d s' % args.session_timeout if args.mode == 'portal' else ''
+    log('%s listening on %s:%d%s' % (args.mode, args.listen, args.port, session))
     server.serve_forever()
 
 

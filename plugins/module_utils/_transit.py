@@ -39,12 +39,13 @@ DEFAULT_PREFIX = 29
 MIN_PREFIX = 16
 MAX_PREFIX = 30          # /30: router + peer, the smallest point-to-point subnet
 POOL_VAR = 'omr_router_transit_pool'
+LINKS_VAR = 'omr_router_transit_links'
 
 
 def _pool_var(var_name):
     # The bridge role checks its end as omr_wifi_bridge_transit, with omr_wifi_bridge_transit_pool.
     return POOL_VAR if var_name == LINKS_VAR else var_name + '_pool'
-LINKS_VAR = 'omr_router_transit_links'
+
 
 # When no more than this many aligned blocks are free, the first free block in probe
 # order is found by ranking the free blocks instead of probing (same answer, no
