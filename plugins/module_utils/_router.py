@@ -18,6 +18,8 @@ MODE_FLAGS = {
     "off": [],
 }
 TABLE_BASE = 100
+QUALITY_KEYS = ("max_loss_pct", "max_rtt_ms", "interval", "count")
+QUALITY_DEFAULTS = {"interval": 30, "count": 5}
 
 
 class RouterPlanError(ValueError):
@@ -62,6 +64,42 @@ def _transit_wan(wan, where_n, transit, transit_links, errors):
     return filled
 
 
+def _quality(wan, mode, where_n, errors):
+    """Thresholds under which an `on` WAN is treated as a backup (OMR users do this by hand
+    for flaky WiFi and 4G links). None when the WAN has none."""
+    quality = wan.get("quality")
+    if quality is None:
+        return None
+    if not isinstance(quality, dict):
+        errors.append("%s: quality must be a dict with max_loss_pct and/or max_rtt_ms" % where_n)
+        return None
+    unknown = sorted(set(quality) - set(QUALITY_KEYS))
+    if unknown:
+        errors.append("%s: quality has unknown keys %s (allowed: %s)" % (where_n, ", ".join(unknown), ", ".join(QUALITY_KEYS)))
+        return None
+    if quality.get("max_loss_pct") is None and quality.get("max_rtt_ms") is None:
+        errors.append("%s: quality needs max_loss_pct or max_rtt_ms" % where_n)
+        return None
+    if mode != "on":
+        errors.append("%s: quality applies to multipath on links only (this one is %s)" % (where_n, mode))
+        return None
+    out = dict(QUALITY_DEFAULTS)
+    out.update((k, v) for k, v in quality.items() if v is not None)
+    limits = {"max_loss_pct": (0, 100), "max_rtt_ms": (1, 60000), "interval": (1, 86400), "count": (1, 100)}
+    for key, (low, high) in limits.items():
+        if key not in out:
+            continue
+        try:
+            out[key] = float(out[key]) if key.startswith("max_") else int(out[key])
+        except (TypeError, ValueError):
+            errors.append("%s: quality.%s %r is not a number" % (where_n, key, out[key]))
+            return None
+        if not low <= out[key] <= high:
+            errors.append("%s: quality.%s %s is outside %s-%s" % (where_n, key, out[key], low, high))
+            return None
+    return out
+
+
 def plan_wans(wans, var="omr_router_wans", transit=None, transit_links=None):
     """Check the WAN list and return it with table, metric, network and endpoint flags filled in.
 
@@ -103,12 +141,13 @@ def plan_wans(wans, var="omr_router_wans", transit=None, transit_links=None):
         metric = wan.get("metric")
         if metric is None:
             metric = 1 if mode == "master" else 10 + i
+        quality = _quality(wan, mode, where_n, errors)
         if pending:
             planned.append({
                 "name": name, "device": wan["device"], "multipath": mode, "transit": wan["transit"],
                 "address": None, "prefix": None, "cidr": None, "network": None, "gateway": None,
                 "table": table, "metric": int(metric), "endpoint_id": i + 1,
-                "flags": MODE_FLAGS.get(mode, []), "endpoint": None,
+                "flags": MODE_FLAGS.get(mode, []), "endpoint": None, "quality": quality,
             })
             continue
         try:
@@ -131,7 +170,7 @@ def plan_wans(wans, var="omr_router_wans", transit=None, transit_links=None):
             "address": str(iface.ip), "prefix": iface.network.prefixlen, "cidr": str(iface),
             "network": str(iface.network), "gateway": str(gateway),
             "table": table, "metric": int(metric), "endpoint_id": i + 1,
-            "flags": MODE_FLAGS.get(mode, []),
+            "flags": MODE_FLAGS.get(mode, []), "quality": quality,
             # Ready for omr.deploy.mptcp_endpoint; None for `off` links.
             "endpoint": {"address": str(iface.ip), "dev": device, "id": i + 1, "flags": MODE_FLAGS[mode]}
             if mode in MODE_FLAGS and mode != "off" else None,

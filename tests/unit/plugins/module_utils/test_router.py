@@ -81,6 +81,25 @@ def test_bad_transit_wans_are_rejected(wifi, message):
     assert "omr_router_wans[2]" in str(err.value)
 
 
+def test_quality_thresholds_are_normalised():
+    plan = plan_wans(WANS[:2] + [dict(WIFI, quality={"max_loss_pct": "20"})], transit_links=TRANSIT_LINKS)
+    assert plan[2]["quality"] == {"max_loss_pct": 20.0, "interval": 30, "count": 5}
+    assert plan[0]["quality"] is None
+
+
+@pytest.mark.parametrize("wan, message", [
+    (dict(WANS[1], quality={"count": 3}), "quality needs max_loss_pct or max_rtt_ms"),
+    (dict(WANS[1], quality={"max_loss": 5}), "quality has unknown keys max_loss"),
+    (dict(WANS[1], quality={"max_loss_pct": 150}), "quality.max_loss_pct 150.0 is outside 0-100"),
+    (dict(WANS[1], quality={"max_rtt_ms": "fast"}), "quality.max_rtt_ms 'fast' is not a number"),
+    (dict(WANS[1], multipath="backup", quality={"max_rtt_ms": 300}), "quality applies to multipath on links only"),
+])
+def test_bad_quality_is_rejected(wan, message):
+    with pytest.raises(RouterPlanError) as err:
+        plan_wans([WANS[0], wan])
+    assert message in str(err.value) and "omr_router_wans[1] (wan2)" in str(err.value)
+
+
 def test_empty_wan_list():
     with pytest.raises(RouterPlanError, match="omr_router_wans must list at least one WAN"):
         plan_wans([])
