@@ -70,7 +70,7 @@ sanity: venv collection
 
 lint: yamllint ansible-lint sanity
 
-unit: venv collection
+unit: apt venv collection
 	$(BIN)/pytest -q tests/unit
 
 fast: yamllint ansible-lint unit
