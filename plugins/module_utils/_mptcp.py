@@ -325,6 +325,8 @@ def validate_endpoints(endpoints, option='endpoints'):
             'port': None if port is None else int(port),
             'flags': sort_flags(flags),
         }
+        if item.get('keep_backup'):
+            ep['keep_backup'] = True
         key = endpoint_key(ep)
         if key in seen:
             raise ValueError('%s duplicates %s: address %s%s is listed twice'
@@ -397,6 +399,12 @@ def plan_endpoints(current, desired, state='present', purge=False, can_change=Tr
         key = endpoint_key(want)
         wanted_keys.add(key)
         cur = by_key.get(key)
+        keep_backup = want.get('keep_backup')
+        want = dict((k, v) for k, v in want.items() if k != 'keep_backup')
+        if cur is not None and keep_backup:
+            # Someone else owns the backup flag (the router's quality check): take it as it is now.
+            want['flags'] = sort_flags([f for f in want['flags'] if f != 'backup']
+                                       + (['backup'] if 'backup' in cur['flags'] else []))
         if cur is None:
             adds.append({'action': 'add', 'endpoint': want})
         elif _needs_recreate(cur, want):

@@ -62,6 +62,13 @@ options:
         elements: str
         choices: [signal, subflow, backup, fullmesh]
         default: []
+      keep_backup:
+        description:
+          - Leave the V(backup) flag of an existing endpoint as it is, whatever O(endpoints[].flags) says.
+            For endpoints whose backup flag something else switches at run time, such as the router role's
+            quality check; a new endpoint still gets O(endpoints[].flags).
+        type: bool
+        default: false
   state:
     description:
       - V(present) makes the listed endpoints exist exactly as described.
@@ -300,6 +307,7 @@ def main():
                     id=dict(type='int'),
                     port=dict(type='int'),
                     flags=dict(type='list', elements='str', choices=list(SETTABLE_FLAGS), default=[]),
+                    keep_backup=dict(type='bool', default=False),
                 ),
             ),
             state=dict(type='str', choices=['present', 'absent'], default='present'),

@@ -407,3 +407,16 @@ def test_format_state():
                     'endpoint 192.0.2.1 id 10 signal dev va\n'
                     'endpoint 192.0.2.1 port 10000 id 11 signal dev va\n'
                     'limits subflows 8 add_addr_accepted 4\n')
+
+
+def test_keep_backup_leaves_the_live_backup_flag_alone():
+    current = [ep(3, '172.17.29.137', dev='transit', flags=['subflow', 'backup', 'fullmesh'])]
+    desired = m.validate_endpoints([{'address': '172.17.29.137', 'dev': 'transit', 'id': 3,
+                                     'flags': ['subflow', 'fullmesh'], 'keep_backup': True}])
+    assert m.plan_endpoints(current, desired, purge=True) == []
+    restored = [ep(3, '172.17.29.137', dev='transit', flags=['subflow', 'fullmesh'])]
+    assert m.plan_endpoints(restored, desired, purge=True) == []
+    # Without it the flag is put back as declared; a missing endpoint is added as declared.
+    plain = m.validate_endpoints([{'address': '172.17.29.137', 'dev': 'transit', 'id': 3, 'flags': ['subflow', 'fullmesh']}])
+    assert [op['action'] for op in m.plan_endpoints(current, plain)] == ['change']
+    assert m.plan_endpoints([], desired) == [{'action': 'add', 'endpoint': restored[0]}]
