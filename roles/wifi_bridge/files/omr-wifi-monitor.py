@@ -114,6 +114,17 @@ def _unknown(conf, known, prefix=''):
         raise ConfigError('%s%s: unknown key (known: %s)' % (prefix, extra[0], ', '.join(known)))
 
 
+def _section(conf, key, allowed):
+    """An optional nested object of the config: {} when absent, only `allowed` keys."""
+    section = conf.get(key)
+    if section is None:
+        section = {}
+    if not isinstance(section, dict):
+        raise ConfigError('%s must be an object, not %s' % (key, json.dumps(section)))
+    _unknown(section, allowed, key + '.')
+    return section
+
+
 def validate_config(conf):
     """Check a config dict and fill in the defaults -> a new dict. Raises ConfigError naming the key."""
     if not isinstance(conf, dict):
@@ -135,12 +146,7 @@ def validate_config(conf):
     source = conf.get('source_address')
     out['source_address'] = None if source in (None, '') else _ipv4(source, 'source_address')
 
-    throughput = conf.get('throughput')
-    if throughput is None:
-        throughput = {}
-    if not isinstance(throughput, dict):
-        raise ConfigError('throughput must be an object, not %s' % json.dumps(throughput))
-    _unknown(throughput, THROUGHPUT_KEYS, 'throughput.')
+    throughput = _section(conf, 'throughput', THROUGHPUT_KEYS)
     enabled = _boolean(throughput, 'enabled', False, 'throughput.enabled')
     out['throughput'] = {
         'enabled': enabled,
@@ -150,12 +156,7 @@ def validate_config(conf):
                            minimum=None if enabled else 0, maximum=60),
     }
 
-    thresholds = conf.get('thresholds')
-    if thresholds is None:
-        thresholds = {}
-    if not isinstance(thresholds, dict):
-        raise ConfigError('thresholds must be an object, not %s' % json.dumps(thresholds))
-    _unknown(thresholds, THRESHOLD_KEYS, 'thresholds.')
+    thresholds = _section(conf, 'thresholds', THRESHOLD_KEYS)
     out['thresholds'] = {}
     for key in THRESHOLD_KEYS:
         if thresholds.get(key) is not None:
