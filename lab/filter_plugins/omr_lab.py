@@ -37,6 +37,12 @@ def omr_lab_plan(topology, wans, links, transit_links):
             continue  # behind the WiFi bridge, not an ISP line
         link = links[wan["name"]]
         net = "omr-lab-" + wan["name"]
+        if str(wan.get("address")).lower() == "dhcp":
+            # The ISP addresses its end and hands out the router's (omr_lab_dhcp_links).
+            networks.append({"name": net, "ipam": "none"})
+            isp_nets.append(_attach(net, None, wan["name"]))
+            router_nets.append(_attach(net, None, wan["device"]))
+            continue
         networks.append({"name": net, "subnet": link["subnet"], "gateway": _gateway(link["subnet"])})
         isp_nets.append(_attach(net, wan["gateway"], wan["name"]))
         router_nets.append(_attach(net, wan["address"].split("/")[0], wan["device"]))
@@ -67,6 +73,24 @@ def omr_lab_plan(topology, wans, links, transit_links):
     return {"networks": networks, "containers": containers}
 
 
+def omr_lab_dhcp_links(wans, links):
+    """The ISP's side of WANs with `address: dhcp`: [{name, isp (CIDR), first, last, netmask}].
+    The ISP takes the subnet's last usable address (the gateway its DHCP server announces)
+    and leases from the .100-.199 offsets, or link `dhcp_first`/`dhcp_last`."""
+    out = []
+    for wan in wans:
+        if str(wan.get("address")).lower() != "dhcp":
+            continue
+        link = links[wan["name"]]
+        net = ipaddress.ip_network(link["subnet"])
+        isp = link.get("isp") or str(net.network_address + net.num_addresses - 2)
+        out.append({"name": wan["name"], "isp": "%s/%d" % (isp, net.prefixlen),
+                    "first": link.get("dhcp_first") or str(net.network_address + 100),
+                    "last": link.get("dhcp_last") or str(net.network_address + 199),
+                    "netmask": str(net.netmask)})
+    return out
+
+
 class FilterModule(object):
     def filters(self):
-        return {"omr_lab_plan": omr_lab_plan}
+        return {"omr_lab_plan": omr_lab_plan, "omr_lab_dhcp_links": omr_lab_dhcp_links}

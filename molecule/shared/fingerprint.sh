@@ -10,13 +10,15 @@ for u in rpcbind.service rpcbind.socket exim4.service omr-mptcp-endpoints.servic
          omr-wifi-bridge-uplink.service omr-wifi-bridge-net.service omr-wifi-portal.timer omr-wifi-monitor.timer; do
   echo "$u $(systemctl is-enabled "$u" 2>/dev/null || true) $(systemctl is-active "$u" 2>/dev/null || true)"
 done
+systemctl list-units --all --plain --no-legend "omr-router-dhcp@*" 2>/dev/null | awk '{ print $1, $3, $4 }'
+echo "## DHCP leases"; grep -H . /run/omr-router/dhcp/*.env 2>/dev/null
 echo "## mptcp"; ip mptcp endpoint show; ip mptcp limits show
 echo "## routing"; ip -4 rule show; ip -4 route show table all | grep -v "^local\|^broadcast"
 echo "## addresses"; ip -4 -o addr show | awk '{ print $2, $4 }'
 # Terse: without set elements, which come and go with the lab hotspot's portal sessions.
 echo "## nft"; nft -t list ruleset 2>/dev/null | md5sum
 echo "## configuration files"
-for d in /etc/omr-wifi-bridge /etc/wpa_supplicant /usr/local/lib/omr-wifi-bridge; do
+for d in /etc/omr-wifi-bridge /etc/wpa_supplicant /usr/local/lib/omr-wifi-bridge /etc/omr-router; do
   [ -d "$d" ] && (cd "$d" && md5sum ./* 2>/dev/null | sed "s#  ./#  $d/#")
 done
 echo "## sysctls"

@@ -26,6 +26,19 @@ options:
     description: The variable name to use in error messages.
     type: str
     default: omr_router_wans
+  transit:
+    description: The transit allocation (C(omr_router_transit)); WANs behind a transit link take their addresses from it.
+    type: dict
+  transit_links:
+    description: The transit links (C(omr_router_transit_links)) WANs may name with C(transit).
+    type: list
+    elements: dict
+  leases:
+    description:
+      - DHCP leases by device, as P(omr.deploy.router_dhcp_leases#filter) returns them.
+      - WANs with C(address=dhcp) take their address and gateway from the lease on their device.
+      - Without one they are returned pending, with C(address) and C(endpoint) null.
+    type: dict
 """
 
 EXAMPLES = r"""
@@ -42,12 +55,13 @@ _value:
 """
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.omr.deploy.plugins.module_utils._router import RouterPlanError, parse_routes, plan_lan, plan_wans
+from ansible_collections.omr.deploy.plugins.module_utils._router import (
+    RouterPlanError, parse_leases, parse_routes, plan_lan, plan_wans)
 
 
-def router_wan_plan(wans, var="omr_router_wans", transit=None, transit_links=None):
+def router_wan_plan(wans, var="omr_router_wans", transit=None, transit_links=None, leases=None):
     try:
-        return plan_wans(wans, var=var, transit=transit, transit_links=transit_links)
+        return plan_wans(wans, var=var, transit=transit, transit_links=transit_links, leases=leases)
     except RouterPlanError as exc:
         raise AnsibleFilterError(str(exc))
 
@@ -59,6 +73,10 @@ def router_lan_plan(lan, var="omr_router_lan"):
         raise AnsibleFilterError(str(exc))
 
 
+def router_dhcp_leases(text):
+    return parse_leases(text or "")
+
+
 def router_routes(text, exclude_devices=None):
     return parse_routes(text, exclude_devices or ())
 
@@ -66,4 +84,4 @@ def router_routes(text, exclude_devices=None):
 class FilterModule(object):
     def filters(self):
         return {"router_wan_plan": router_wan_plan, "router_routes": router_routes,
-                "router_lan_plan": router_lan_plan}
+                "router_lan_plan": router_lan_plan, "router_dhcp_leases": router_dhcp_leases}

@@ -64,6 +64,43 @@ def _transit_wan(wan, where_n, transit, transit_links, errors):
     return filled
 
 
+def _dhcp_wan(wan, where_n, leases, errors):
+    """A WAN whose address comes from DHCP (`address: dhcp`, OMR's proto dhcp): address,
+    prefix and gateway come from the lease on its device. Returns the WAN with those filled
+    in, the WAN unchanged while there is no lease (pending), or None on an error."""
+    if wan.get("gateway") is not None:
+        errors.append("%s: gateway comes from the DHCP lease; leave it out" % where_n)
+        return None
+    lease = (leases or {}).get(wan.get("device"))
+    if not lease:
+        return wan
+    return dict(wan, address="%s/%s" % (lease["address"], lease["prefix"]), gateway=lease["gateway"])
+
+
+def parse_leases(text):
+    """DHCP leases the router's dhcpcd hook keeps, one file per device, from
+    `grep -H . <dir>/*.env`: {device: {address, prefix, gateway, network}}. Lines of files
+    that lack a value are dropped, so a half-written lease never counts."""
+    found = {}
+    for line in text.splitlines():
+        path, sep, assignment = line.partition(":")
+        key, eq, value = assignment.partition("=")
+        if not sep or not eq or not path.endswith(".env"):
+            continue
+        device = path.rsplit("/", 1)[-1][:-len(".env")]
+        found.setdefault(device, {})[key.strip().lower()] = value.strip().strip("'\"")
+    leases = {}
+    for device, values in found.items():
+        try:
+            iface = ipaddress.ip_interface("%s/%s" % (values["address"], values["prefix"]))
+            gateway = ipaddress.ip_address(values["gateway"].split()[0])
+        except (KeyError, ValueError, IndexError):
+            continue
+        leases[device] = {"address": str(iface.ip), "prefix": iface.network.prefixlen,
+                          "gateway": str(gateway), "network": str(iface.network)}
+    return leases
+
+
 def _quality(wan, mode, where_n, errors):
     """Thresholds under which an `on` WAN is treated as a backup (OMR users do this by hand
     for flaky WiFi and 4G links). None when the WAN has none."""
@@ -100,12 +137,14 @@ def _quality(wan, mode, where_n, errors):
     return out
 
 
-def plan_wans(wans, var="omr_router_wans", transit=None, transit_links=None):
+def plan_wans(wans, var="omr_router_wans", transit=None, transit_links=None, leases=None):
     """Check the WAN list and return it with table, metric, network and endpoint flags filled in.
 
     A WAN may name a transit link (`transit: wifi1`) instead of device, address and gateway:
     the bridge device at the other end is its gateway. Without `transit` (the allocation),
     such WANs are checked but planned without addresses (address, network and endpoint None).
+    A WAN with `address: dhcp` takes its address and gateway from `leases` (parse_leases);
+    without a lease for its device it is planned the same way, pending.
     """
     if not isinstance(wans, list) or not wans:
         raise RouterPlanError("%s must list at least one WAN" % var)
@@ -124,6 +163,15 @@ def plan_wans(wans, var="omr_router_wans", transit=None, transit_links=None):
             if wan is None:
                 continue
             pending = transit is None
+        dhcp = str(wan.get("address")).lower() == "dhcp"
+        if dhcp:
+            if not wan.get("device"):
+                errors.append("%s: device is required" % where_n)
+                continue
+            wan = _dhcp_wan(wan, where_n, leases, errors)
+            if wan is None:
+                continue
+            pending = str(wan.get("address")).lower() == "dhcp"
         if name in seen_names:
             errors.append("%s: duplicate WAN name %r (also %s[%d])" % (where_n, name, var, seen_names[name]))
         seen_names.setdefault(name, i)
@@ -144,8 +192,8 @@ def plan_wans(wans, var="omr_router_wans", transit=None, transit_links=None):
         quality = _quality(wan, mode, where_n, errors)
         if pending:
             planned.append({
-                "name": name, "device": wan["device"], "multipath": mode, "transit": wan["transit"],
-                "address": None, "prefix": None, "cidr": None, "network": None, "gateway": None,
+                "name": name, "device": wan["device"], "multipath": mode, "transit": wan.get("transit"),
+                "dhcp": dhcp, "address": None, "prefix": None, "cidr": None, "network": None, "gateway": None,
                 "table": table, "metric": int(metric), "endpoint_id": i + 1,
                 "flags": MODE_FLAGS.get(mode, []), "endpoint": None, "quality": quality,
             })
@@ -155,7 +203,7 @@ def plan_wans(wans, var="omr_router_wans", transit=None, transit_links=None):
             if iface.network.prefixlen == iface.max_prefixlen:
                 raise ValueError("no prefix length")
         except ValueError:
-            errors.append("%s: address %r must be an address with a prefix length, e.g. 100.64.1.2/24"
+            errors.append("%s: address %r must be dhcp or an address with a prefix length, e.g. 100.64.1.2/24"
                           % (where_n, wan.get("address")))
             continue
         try:
@@ -167,7 +215,7 @@ def plan_wans(wans, var="omr_router_wans", transit=None, transit_links=None):
             errors.append("%s: gateway %s is not on the link's network %s" % (where_n, gateway, iface.network))
         planned.append({
             "name": name, "device": device, "multipath": mode, "transit": wan.get("transit"),
-            "address": str(iface.ip), "prefix": iface.network.prefixlen, "cidr": str(iface),
+            "dhcp": dhcp, "address": str(iface.ip), "prefix": iface.network.prefixlen, "cidr": str(iface),
             "network": str(iface.network), "gateway": str(gateway),
             "table": table, "metric": int(metric), "endpoint_id": i + 1,
             "flags": MODE_FLAGS.get(mode, []), "quality": quality,

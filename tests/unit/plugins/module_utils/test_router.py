@@ -3,6 +3,7 @@ import pytest
 
 from ansible_collections.omr.deploy.plugins.module_utils._router import (
     RouterPlanError,
+    parse_leases,
     parse_routes,
     plan_lan,
     plan_wans,
@@ -38,7 +39,7 @@ def test_yaml_booleans_are_omr_words():
     ({1: {"multipath": "handover"}}, "multipath 'handover' is not one of master, on, backup, off"),
     ({1: {"name": "wan1"}}, "duplicate WAN name 'wan1'"),
     ({1: {"device": "eth1"}}, "device eth1 is already used by omr_router_wans[0]"),
-    ({1: {"address": "100.64.2.2"}}, "must be an address with a prefix length"),
+    ({1: {"address": "100.64.2.2"}}, "must be dhcp or an address with a prefix length"),
     ({1: {"gateway": "100.64.9.1"}}, "gateway 100.64.9.1 is not on the link's network 100.64.2.0/24"),
     ({1: {"table": 101}}, "routing table 101 is already used"),
 ])
@@ -129,3 +130,46 @@ def test_routes_leave_out_defaults_local_table_and_excluded_devices():
     nets = parse_routes(ROUTES.replace("\n", " \n"), exclude_devices=("transit",))
     assert [n["network"] for n in nets] == ["100.64.1.0/24", "10.8.0.0/24", "192.168.100.0/24"]
     assert nets[1]["name"] == "route 10.8.0.0/24 dev wan1"
+
+
+# What `grep -H . /run/omr-router/dhcp/*.env` printed on the lab router (wan2 bound, lte
+# still soliciting: its file is half written and must not count).
+LEASE_FILES = """/run/omr-router/dhcp/wan2.env:ADDRESS=100.64.2.117
+/run/omr-router/dhcp/wan2.env:PREFIX=24
+/run/omr-router/dhcp/wan2.env:GATEWAY=100.64.2.254
+/run/omr-router/dhcp/wan2.env:NETWORK=100.64.2.0
+/run/omr-router/dhcp/wwan0.env:ADDRESS=10.20.0.5
+"""
+DHCP_WAN = {"name": "wan2", "device": "eth2", "address": "dhcp", "multipath": "on"}
+
+
+def test_leases_are_read_per_device_and_half_written_files_are_ignored():
+    assert parse_leases(LEASE_FILES) == {
+        "wan2": {"address": "100.64.2.117", "prefix": 24, "gateway": "100.64.2.254", "network": "100.64.2.0/24"}}
+    assert parse_leases("") == {}
+    # several routers in the option: the first is the gateway
+    text = "/x/eth2.env:ADDRESS=192.0.2.7\n/x/eth2.env:PREFIX=25\n/x/eth2.env:GATEWAY=192.0.2.1 192.0.2.2\n"
+    assert parse_leases(text)["eth2"]["gateway"] == "192.0.2.1"
+    assert parse_leases(text)["eth2"]["network"] == "192.0.2.0/25"
+
+
+def test_dhcp_wan_is_pending_without_a_lease_and_addressed_with_one():
+    pending = plan_wans([WANS[0], DHCP_WAN])[1]
+    assert pending["dhcp"] and pending["address"] is None and pending["endpoint"] is None
+    assert pending["table"] == 102 and pending["flags"] == ["subflow", "fullmesh"]
+    lease = {"eth2": parse_leases(LEASE_FILES)["wan2"]}
+    wan = plan_wans([WANS[0], DHCP_WAN], leases=lease)[1]
+    assert wan["dhcp"] and wan["cidr"] == "100.64.2.117/24" and wan["gateway"] == "100.64.2.254"
+    assert wan["endpoint"] == {"address": "100.64.2.117", "dev": "eth2", "id": 2, "flags": ["subflow", "fullmesh"]}
+    assert plan_wans(WANS)[0]["dhcp"] is False
+
+
+@pytest.mark.parametrize("wan, message", [
+    (dict(DHCP_WAN, gateway="100.64.2.254"), "(wan2): gateway comes from the DHCP lease; leave it out"),
+    ({"name": "wan2", "address": "dhcp", "multipath": "on"}, "(wan2): device is required"),
+    (dict(DHCP_WAN, address="DHCPv6"), "address 'DHCPv6' must be dhcp or an address with a prefix length"),
+])
+def test_bad_dhcp_wans_are_rejected(wan, message):
+    with pytest.raises(RouterPlanError) as err:
+        plan_wans([WANS[0], wan])
+    assert message in str(err.value)
