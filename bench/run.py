@@ -59,6 +59,17 @@ def speedtest(profile, seconds):
         os.unlink(out)
 
 
+def speedtests(profile, seconds, samples):
+    """`samples` speed tests in a row: BBR-like run-to-run noise (0.79-0.88 on `mixed`) makes a
+    single sample useless for comparing variants. Efficiency as mean, min and max."""
+    runs = [speedtest(profile, seconds) for _ in range(samples)]
+    eff = [r["efficiency"] for r in runs]
+    return {"runs": runs, "efficiency": round(sum(eff) / len(eff), 3), "efficiency_min": round(min(eff), 3),
+            "efficiency_max": round(max(eff), 3),
+            "sum_single_mbps": round(sum(r["sum_single_mbps"] for r in runs) / len(runs), 1),
+            "aggregate_mbps": round(sum(r["aggregate_mbps"] for r in runs) / len(runs), 1)}
+
+
 def cut(link, state):
     cmds = {
         "down": "nft add table inet omr_lab_cut_{0} && nft add chain inet omr_lab_cut_{0} forward "
@@ -122,24 +133,24 @@ def failover(speed, nbytes, cut_after=3.0, down_for=4.0):
     }
 
 
-def profile_run(profile, seconds):
+def profile_run(profile, seconds, samples):
     result = {"profile": profile}
     # Kernel defaults: the same converge with the roles' sysctl tuning switched off.
     log("%s: lab up, converge with kernel defaults" % profile)
     playbook(profile, "lab/up.yml")
     playbook(profile, "site.yml", "omr_vps_sysctl_enabled=false", "omr_router_sysctl_enabled=false")
     log("%s: speed test, kernel defaults" % profile)
-    result["defaults"] = speedtest(profile, seconds)
+    result["defaults"] = speedtests(profile, seconds, samples)
     # Tuned: a fresh lab, so the first converge is a real first one.
     log("%s: fresh lab up, first converge with tuning" % profile)
     playbook(profile, "lab/up.yml")
     result["first_converge_s"] = round(playbook(profile, "site.yml"), 1)
     result["rerun_converge_s"] = round(playbook(profile, "site.yml"), 1)
     log("%s: speed test, tuned" % profile)
-    result["tuned"] = speedtest(profile, seconds)
+    result["tuned"] = speedtests(profile, seconds, samples)
     log("%s: failover" % profile)
     rate = result["tuned"]["aggregate_mbps"]
-    result["failover"] = failover(result["tuned"], nbytes=int(rate * 1e6 / 8 * 12))
+    result["failover"] = failover(result["tuned"]["runs"][0], nbytes=int(rate * 1e6 / 8 * 12))
     return result
 
 
@@ -166,17 +177,18 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--profiles", default="even,mixed")
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--samples", type=int, default=3, help="speed tests per variant")
     parser.add_argument("--no-scaling", action="store_true")
     args = parser.parse_args()
     started = datetime.datetime.now(datetime.timezone.utc)
     results = {"date": started.isoformat(timespec="seconds"), "kernel": os.uname().release,
-               "seconds_per_test": args.seconds, "profiles": []}
+               "seconds_per_test": args.seconds, "samples": args.samples, "profiles": []}
     shaping = sh(["podman", "run", "--rm", "--privileged", "localhost/omr-lab/debian:12", "sh", "-c",
                   "tc qdisc add dev lo root netem delay 0ms 2>/dev/null && echo netem || echo tbf+nftables"],
                  check=False)
     results["shaping"] = (shaping.stdout or "").strip() or "unknown"
     for profile in args.profiles.split(","):
-        results["profiles"].append(profile_run(profile, args.seconds))
+        results["profiles"].append(profile_run(profile, args.seconds, args.samples))
     if not args.no_scaling:
         results["scaling_s"] = scaling()
     playbook(None, "lab/down.yml")
@@ -191,15 +203,16 @@ def main():
 
 def print_table(r):
     print()
-    print("omr.deploy bench, %s, kernel %s, shaping %s, %d s per speed test" % (
-        r["date"], r["kernel"], r["shaping"], r["seconds_per_test"]))
-    print("%-7s %-9s %-10s %-10s %-10s %-8s %-7s" % ("profile", "variant", "sum alone", "bonded", "efficiency", "target", "met"))
+    print("omr.deploy bench, %s, kernel %s, shaping %s, %d s per speed test, %d per variant" % (
+        r["date"], r["kernel"], r["shaping"], r["seconds_per_test"], r.get("samples", 1)))
+    print("%-7s %-9s %-10s %-10s %-22s %-8s %-7s" % ("profile", "variant", "sum alone", "bonded", "efficiency [min-max]", "target", "met"))
     for p in r["profiles"]:
         for variant in ("defaults", "tuned"):
             s = p[variant]
             target = TARGETS.get(p["profile"], 0.9)
-            print("%-7s %-9s %-10.1f %-10.1f %-10.3f %-8.2f %-7s" % (
-                p["profile"], variant, s["sum_single_mbps"], s["aggregate_mbps"], s["efficiency"], target,
+            print("%-7s %-9s %-10.1f %-10.1f %-22s %-8.2f %-7s" % (
+                p["profile"], variant, s["sum_single_mbps"], s["aggregate_mbps"],
+                "%.3f [%.3f-%.3f]" % (s["efficiency"], s["efficiency_min"], s["efficiency_max"]), target,
                 "yes" if s["efficiency"] >= target else "no"))
         ratio = p["tuned"]["efficiency"] / p["defaults"]["efficiency"] if p["defaults"]["efficiency"] else 0
         print("%-7s tuned/defaults efficiency ratio %.3f (target >= 1.0: %s)" % (p["profile"], ratio, "yes" if ratio >= 1.0 else "no"))
