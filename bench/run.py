@@ -8,6 +8,8 @@ import argparse
 import datetime
 import json
 import os
+import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -43,8 +45,28 @@ def playbook(profile, path, *extra, inventory="lab/inventory.yml"):
     for item in extra:
         argv += ["-e", item]
     started = time.monotonic()
-    sh(argv)
+    cpu = _children_cpu()
+    res = sh(argv)
+    LAST_RUN.update(cpu_s=round(_children_cpu() - cpu, 1), **recap(res.stdout or ""))
     return time.monotonic() - started
+
+
+# What the last playbook() did: task results and changes summed over hosts (PLAY RECAP), and
+# the CPU the controller and its podman calls used (not the containers'), to tell work from per-task overhead.
+LAST_RUN = {}
+
+
+def _children_cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def recap(text):
+    totals = {"tasks": 0, "changed": 0}
+    for m in re.finditer(r"^\S+\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=\d+\s+failed=\d+\s+skipped=(\d+)", text, re.M):
+        totals["tasks"] += int(m.group(1)) + int(m.group(3))
+        totals["changed"] += int(m.group(2))
+    return totals
 
 
 def speedtest(profile, seconds):
@@ -145,7 +167,9 @@ def profile_run(profile, seconds, samples):
     log("%s: fresh lab up, first converge with tuning" % profile)
     playbook(profile, "lab/up.yml")
     result["first_converge_s"] = round(playbook(profile, "site.yml"), 1)
+    result["first_converge"] = dict(LAST_RUN)
     result["rerun_converge_s"] = round(playbook(profile, "site.yml"), 1)
+    result["rerun_converge"] = dict(LAST_RUN)
     log("%s: speed test, tuned" % profile)
     result["tuned"] = speedtests(profile, seconds, samples)
     log("%s: failover" % profile)
@@ -167,6 +191,7 @@ def scaling():
             inventory = f.name
         try:
             times[count] = round(playbook(None, "playbooks/vps.yml", inventory=inventory), 1)
+            times["%d_run" % count] = dict(LAST_RUN)
         finally:
             os.unlink(inventory)
     playbook(None, "bench/vps_hosts.yml", "omr_bench_state=absent")
@@ -223,11 +248,18 @@ def print_table(r):
         rerun = p["rerun_converge_s"] / p["first_converge_s"]
         print("%-7s converge: first %.1f s, idempotent rerun %.1f s, ratio %.2f (target <= 0.40: %s)" % (
             p["profile"], p["first_converge_s"], p["rerun_converge_s"], rerun, "yes" if rerun <= 0.4 else "no"))
+        if "first_converge" in p:
+            a, b = p["first_converge"], p["rerun_converge"]
+            print("%-7s          first: %d task results, %d changed, %.1f s controller CPU; rerun: %d, %d changed, %.1f s CPU" % (
+                p["profile"], a["tasks"], a["changed"], a["cpu_s"], b["tasks"], b["changed"], b["cpu_s"]))
     if "scaling_s" in r:
         s = r["scaling_s"]
         ratio = s[5] / s[1]
         print("scaling: vps.yml on 1 VPS %.1f s, on 5 VPSes %.1f s, ratio %.2f (target <= 1.5: %s)" % (
             s[1], s[5], ratio, "yes" if ratio <= 1.5 else "no"))
+        if "1_run" in s:
+            print("scaling: controller CPU %.1f s for 1, %.1f s for 5 (%d cores)" % (
+                s["1_run"]["cpu_s"], s["5_run"]["cpu_s"], os.cpu_count()))
 
 
 if __name__ == "__main__":
