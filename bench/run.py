@@ -84,7 +84,7 @@ def speedtest(profile, seconds):
 def speedtests(profile, seconds, samples):
     """`samples` speed tests in a row: BBR-like run-to-run noise (0.79-0.88 on `mixed`) makes a
     single sample useless for comparing variants. Efficiency as mean, min and max."""
-    runs = [speedtest(profile, seconds) for _ in range(samples)]
+    runs = [speedtest(profile, seconds) for index in range(samples)]
     eff = [r["efficiency"] for r in runs]
     return {"runs": runs, "efficiency": round(sum(eff) / len(eff), 3), "efficiency_min": round(min(eff), 3),
             "efficiency_max": round(max(eff), 3),
