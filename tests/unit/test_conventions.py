@@ -79,3 +79,21 @@ def test_modules_are_documented(path):
         assert name in assigned, name
         doc = yaml.safe_load(assigned[name].value)
         assert doc, name + " is empty"
+
+
+FILTERS = sorted(glob.glob(os.path.join(ROOT, "plugins", "filter", "*.py")))
+
+
+@pytest.mark.parametrize("path", FILTERS, ids=os.path.basename)
+def test_one_filter_per_file_with_its_own_documentation(path):
+    # ansible-doc shows a file's DOCUMENTATION for every filter the file holds: one each, or the
+    # others show the wrong text.
+    name = os.path.basename(path)[:-3]
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    assigned = {t.id: n.value for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
+    assert yaml.safe_load(assigned["DOCUMENTATION"].value)["name"] == name
+    filters = [node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef) and node.name == "filters"]
+    returned = [n.value for n in ast.walk(filters[0]) if isinstance(n, ast.Return)][0]
+    assert [k.value for k in returned.keys] == [name]
+    assert not glob.glob(os.path.join(ROOT, "plugins", "filter", "*.yml")), "sidecar docs shadow the file's"

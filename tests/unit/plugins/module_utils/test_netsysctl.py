@@ -14,7 +14,7 @@ import pytest
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.omr.deploy.plugins.filter import net_sysctls as filter_plugin
+from ansible_collections.omr.deploy.plugins.filter import vps_net_sysctls as filter_plugin
 from ansible_collections.omr.deploy.plugins.module_utils import _netsysctl as n
 from ansible_collections.omr.deploy.plugins.module_utils._memory import gather
 
@@ -199,4 +199,4 @@ def test_filter_docs_parse():
     assert doc['name'] == 'vps_net_sysctls'
     assert set(doc['options']) == {'_input', 'page_size', 'congestion_controls'}
     assert yaml.safe_load(filter_plugin.RETURN)['_value']['type'] == 'dict'
-    assert os.path.basename(filter_plugin.__file__).startswith('net_sysctls')
+    assert os.path.basename(filter_plugin.__file__).startswith('vps_net_sysctls')

@@ -15,7 +15,7 @@ import yaml
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.omr.deploy.plugins.filter import transit as filter_plugin
+from ansible_collections.omr.deploy.plugins.filter import transit_allocate as filter_plugin
 from ansible_collections.omr.deploy.plugins.module_utils import _transit as t
 from ansible_collections.omr.deploy.plugins.module_utils._transit import TransitError, allocate
 

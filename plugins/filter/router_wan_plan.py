@@ -14,8 +14,11 @@ author: omr.deploy maintainers (!UNKNOWN)
 description:
   - Checks the WANs as OMR does (exactly one C(master), known multipath modes, unique names,
     devices and tables, the gateway on the link's network) and fails naming the variable.
-  - Returns each WAN with C(table), C(metric), C(network), C(address), C(prefix), C(endpoint_id)
-    and the MPTCPv1 endpoint C(flags) OMR uses for its mode.
+  - Returns each WAN as the router plan (M(omr.deploy.router_plan)) holds it, with C(table),
+    C(rule_priority), C(metric), C(network), C(address), C(prefix), C(endpoint_id) and the MPTCPv1 endpoint
+    C(flags) OMR uses for its mode.
+  - M(omr.deploy.router_plan) plans the whole router with it; this filter is for playbooks that
+    want the WAN part alone.
 options:
   _input:
     description: The WAN list, as in O(omr.deploy.router#role:main:omr_router_wans).
@@ -27,7 +30,7 @@ options:
     type: str
     default: omr_router_wans
   transit:
-    description: The transit allocation (C(omr_router_transit)); WANs behind a transit link take their addresses from it.
+    description: A transit allocation (C(omr_router_plan.transit)); WANs behind a transit link take their addresses from it.
     type: dict
   transit_links:
     description: The transit links (C(omr_router_transit_links)) WANs may name with C(transit).
@@ -49,14 +52,15 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: The WANs with C(table), C(metric), C(network), C(address), C(prefix), C(cidr), C(endpoint_id) and C(flags).
+  description:
+    - The WANs with C(addressing), C(table), C(rule_priority), C(metric), C(default_route), C(network), C(address),
+      C(prefix), C(cidr), C(gateway), C(endpoint_id), C(flags), C(keep_backup), C(quality), C(pending) and C(endpoint).
   type: list
   elements: dict
 """
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.omr.deploy.plugins.module_utils._router import (
-    RouterPlanError, parse_leases, parse_routes, plan_lan, plan_wans)
+from ansible_collections.omr.deploy.plugins.module_utils._router import RouterPlanError, plan_wans
 
 
 def router_wan_plan(wans, var="omr_router_wans", transit=None, transit_links=None, leases=None):
@@ -66,22 +70,6 @@ def router_wan_plan(wans, var="omr_router_wans", transit=None, transit_links=Non
         raise AnsibleFilterError(str(exc))
 
 
-def router_lan_plan(lan, var="omr_router_lan"):
-    try:
-        return plan_lan(lan, var=var)
-    except RouterPlanError as exc:
-        raise AnsibleFilterError(str(exc))
-
-
-def router_dhcp_leases(text):
-    return parse_leases(text or "")
-
-
-def router_routes(text, exclude_devices=None):
-    return parse_routes(text, exclude_devices or ())
-
-
 class FilterModule(object):
     def filters(self):
-        return {"router_wan_plan": router_wan_plan, "router_routes": router_routes,
-                "router_lan_plan": router_lan_plan, "router_dhcp_leases": router_dhcp_leases}
+        return {"router_wan_plan": router_wan_plan}
