@@ -37,6 +37,8 @@ if [ -e "$d/enabled" ]; then echo enabled=1; else echo enabled=0; fi
 if [ -e "$d/mptcp_enabled" ]; then echo mptcp_enabled=1; else echo mptcp_enabled=0; fi
 echo "$m sysctl"
 [ -d "$d" ] && (cd "$d" && grep -H '' -- *) 2>/dev/null
+echo "$m net"
+(cd /proc/sys/net/ipv4 && grep -H '' -- tcp_congestion_control tcp_available_congestion_control tcp_allowed_congestion_control) 2>/dev/null
 for s in limits endpoint; do
   echo "$m $s"
   o=$(ip mptcp "$s" show 2>/dev/null); r=$?
@@ -249,6 +251,15 @@ def parse_gather(stdout):
         available_schedulers = []
         available_path_managers = []
 
+    net = _pairs(sections.get('net', []), ':')
+    # A container's network namespace may only pick an "allowed" congestion control; a host or
+    # VM may load any "available" one. `usable` is what a sysctl here can set.
+    congestion = {
+        'current': net.get('tcp_congestion_control'),
+        'available': _words(net.get('tcp_available_congestion_control')),
+        'allowed': _words(net.get('tcp_allowed_congestion_control')),
+    }
+
     limits_ok = values.get('limits-rc') == '0'
     endpoint_ok = values.get('endpoint-rc') == '0'
     ip_mptcp = limits_ok and endpoint_ok
@@ -267,6 +278,7 @@ def parse_gather(stdout):
         'limits': limits,
         'endpoints': endpoints,
         'ip_mptcp': ip_mptcp,
+        'congestion_control': congestion,
     }
 
 

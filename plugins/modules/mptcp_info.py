@@ -213,6 +213,18 @@ ansible_facts:
           returned: always
           type: bool
           sample: true
+        congestion_control:
+          description:
+            - The TCP congestion control in use (C(current)), those the kernel has (C(available)), and those a
+              network namespace that is not the host's may choose from (C(allowed)).
+            - The network sysctls of M(omr.deploy.sysctl_dropin) pick from them.
+          returned: always
+          type: dict
+          version_added: 0.2.0
+          sample:
+            current: bbr
+            available: [reno, cubic, bbr]
+            allowed: [reno, bbr]
 """
 
 from ansible.module_utils.basic import AnsibleModule

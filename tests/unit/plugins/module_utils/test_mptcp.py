@@ -124,6 +124,7 @@ def test_parse_gather_v1(variant):
         'limits': {'subflows': 8, 'add_addr_accepted': 4},
         'endpoints': V1_ENDPOINTS,
         'ip_mptcp': True,
+        'congestion_control': {'current': None, 'available': [], 'allowed': []},
     }
     # Plain ints and strs only, so the facts survive JSON unchanged.
     assert json.loads(json.dumps(facts)) == facts
@@ -151,7 +152,16 @@ def test_parse_gather_v0():
         'limits': None,
         'endpoints': [],
         'ip_mptcp': False,
+        'congestion_control': {'current': None, 'available': [], 'allowed': []},
     }
+
+
+def test_parse_gather_reads_the_congestion_controls():
+    # Captured in a fresh network namespace: it may only pick an "allowed" control.
+    facts = m.parse_gather(fixture('v1-netns-net.gather.txt'))
+    assert facts['congestion_control'] == {'current': 'bbr', 'available': ['reno', 'bbr', 'cubic'],
+                                           'allowed': ['reno', 'bbr']}
+    assert facts['limits'] == {'subflows': 2, 'add_addr_accepted': 0} and facts['endpoints'] == []
 
 
 def test_parse_gather_none_busybox():
@@ -168,6 +178,7 @@ def test_parse_gather_none_busybox():
         'limits': None,
         'endpoints': [],
         'ip_mptcp': False,
+        'congestion_control': {'current': None, 'available': [], 'allowed': []},
     }
 
 
