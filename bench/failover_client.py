@@ -1,8 +1,8 @@
 """Run inside the lab router: download a fixed number of bytes over MPTCP from the speed-test
-server, check every byte against the server's deterministic stream, and record the receiver's
+server, check every byte against the stream it sends (the collection's _mptcp_stream.py), and record the receiver's
 byte count over time so the bench can see the dip and the recovery around a WAN cut.
 
-Usage: python3 failover_client.py SERVER_FILE HOST PORT BYTES
+Usage: python3 failover_client.py STREAM_FILE HOST PORT BYTES
 """
 import importlib.util
 import json
@@ -12,11 +12,11 @@ import time
 
 
 def main():
-    server_file, host, port, nbytes = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    spec = importlib.util.spec_from_file_location("omr_speedtest", server_file)
-    srv = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(srv)
-    stream = srv.DataStream(0)
+    stream_file, host, port, nbytes = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    spec = importlib.util.spec_from_file_location("omr_mptcp_stream", stream_file)
+    streams = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(streams)
+    stream = streams.DataStream(0)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, 262)
     sock.settimeout(60)
     sock.connect((host, port))

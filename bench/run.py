@@ -22,7 +22,7 @@ ENV = dict(os.environ, CONTAINERS_CONF=os.path.join(ROOT, "lab", "containers.con
            ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
            ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".collections"),
            PATH=BIN + os.pathsep + os.environ.get("PATH", ""))
-SERVER_FILE = os.path.join(ROOT, "roles", "vps", "files", "omr-mptcp-speedtest.py")
+STREAM_FILE = os.path.join(ROOT, "plugins", "module_utils", "_mptcp_stream.py")
 TARGETS = {"even": 0.95, "mixed": 0.90}
 
 
@@ -118,10 +118,10 @@ def failover(speed, nbytes, cut_after=3.0, down_for=4.0):
     links = speed["links"]
     victim = [link for link in links if link["multipath"] != "master"][-1]
     surviving = sum(link["single_mbps"] for link in links if link is not victim)
-    sh(["podman", "cp", SERVER_FILE, "omr-lab-router:/tmp/omr-speedtest.py"])
+    sh(["podman", "cp", STREAM_FILE, "omr-lab-router:/tmp/omr_mptcp_stream.py"])
     sh(["podman", "cp", os.path.join(ROOT, "bench", "failover_client.py"), "omr-lab-router:/tmp/failover_client.py"])
     proc = subprocess.Popen(["podman", "exec", "omr-lab-router", "python3", "/tmp/failover_client.py",
-                             "/tmp/omr-speedtest.py", "198.51.100.10", "65432", str(nbytes)],
+                             "/tmp/omr_mptcp_stream.py", "198.51.100.10", "65432", str(nbytes)],
                             cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     marks = {}
 

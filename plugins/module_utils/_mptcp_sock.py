@@ -7,9 +7,8 @@
 #
 # Standard library only, no Ansible imports. Two halves:
 #   * pure parsers for what getsockopt(SOL_MPTCP, ...) returns (struct mptcp_info,
-#     struct mptcp_subflow_data + struct tcp_info[], struct mptcp_subflow_addrs[])
-#     and the deterministic data stream shared with the speed-test server
-#     (roles/vps/files/omr-mptcp-speedtest.py keeps a copy: keep both identical);
+#     struct mptcp_subflow_data + struct tcp_info[], struct mptcp_subflow_addrs[]);
+#     the data stream it checks comes from _mptcp_stream, which the speed-test server shares;
 #   * the probe client: connect, send the request, move data, sample the subflows
 #     during the transfer, check integrity, count goodput at the receiver.
 #
@@ -29,6 +28,8 @@ import select
 import socket
 import struct
 import time
+
+from ansible_collections.omr.deploy.plugins.module_utils._mptcp_stream import DataStream
 
 IPPROTO_MPTCP = 262
 SOL_MPTCP = 284
@@ -122,60 +123,6 @@ class ProbeError(Exception):
         super(ProbeError, self).__init__(msg)
         self.msg = msg
         self.partial = partial or {}
-
-
-# ---------------------------------------------------------------------------
-# Deterministic data stream. KEEP IN SYNC with roles/vps/files/omr-mptcp-speedtest.py
-# (tests/unit/plugins/module_utils/test_mptcp_sock.py compares the two).
-# ---------------------------------------------------------------------------
-
-STREAM_BLOCK = 65536
-STREAM_MAGIC = b'omr-mptcp-speedtest/1'
-
-
-def stream_base(seed):
-    """64 KiB of SHA-256 output in counter mode, seeded: the body of every stream block."""
-    prefix = STREAM_MAGIC + struct.pack('>Q', seed)
-    return b''.join(hashlib.sha256(prefix + struct.pack('>I', i)).digest() for i in range(STREAM_BLOCK // 32))
-
-
-class DataStream(object):
-    """Endless deterministic byte stream for one seed.
-
-    Block k (64 KiB) is the 8-byte big-endian block number k followed by bytes 8..65535
-    of stream_base(seed), so no two blocks are alike and a misplaced block is caught.
-    The stream starts with eight zero bytes, never with `{`, so a receiver can tell
-    data from a JSON error line.
-    """
-
-    def __init__(self, seed=0):
-        self.seed = int(seed) & 0xFFFFFFFFFFFFFFFF
-        self._tail = stream_base(self.seed)[8:]
-        self._index = None
-        self._block = None
-
-    def block(self, index):
-        if index != self._index:
-            self._block = struct.pack('>Q', index) + self._tail
-            self._index = index
-        return self._block
-
-    def read(self, offset, length):
-        """Bytes [offset, offset + length) of the stream."""
-        parts = []
-        while length > 0:
-            index, pos = divmod(offset, STREAM_BLOCK)
-            piece = self.block(index)[pos:pos + length]
-            parts.append(piece)
-            offset += len(piece)
-            length -= len(piece)
-        return b''.join(parts)
-
-    def view(self, offset, limit=None):
-        """A memoryview from `offset` to the end of its block (at most `limit` bytes), for send()."""
-        index, pos = divmod(offset, STREAM_BLOCK)
-        end = STREAM_BLOCK if limit is None else min(STREAM_BLOCK, pos + limit)
-        return memoryview(self.block(index))[pos:end]
 
 
 # ---------------------------------------------------------------------------

@@ -38,6 +38,7 @@ import errno
 import hashlib
 import ipaddress
 import json
+import os
 import signal
 import socket
 import struct
@@ -56,57 +57,11 @@ REQUEST_LIMIT = 4096
 DRAIN_GRACE = 5.0      # seconds an upload may run past --max-seconds while buffers drain
 
 
-# ---------------------------------------------------------------------------
-# Deterministic data stream. KEEP IN SYNC with plugins/module_utils/_mptcp_sock.py.
-# ---------------------------------------------------------------------------
-
-STREAM_BLOCK = 65536
-STREAM_MAGIC = b'omr-mptcp-speedtest/1'
-
-
-def stream_base(seed):
-    """64 KiB of SHA-256 output in counter mode, seeded: the body of every stream block."""
-    prefix = STREAM_MAGIC + struct.pack('>Q', seed)
-    return b''.join(hashlib.sha256(prefix + struct.pack('>I', i)).digest() for i in range(STREAM_BLOCK // 32))
-
-
-class DataStream(object):
-    """Endless deterministic byte stream for one seed.
-
-    Block k (64 KiB) is the 8-byte big-endian block number k followed by bytes 8..65535
-    of stream_base(seed), so no two blocks are alike and a misplaced block is caught.
-    The stream starts with eight zero bytes, never with `{`, so a receiver can tell
-    data from a JSON error line.
-    """
-
-    def __init__(self, seed=0):
-        self.seed = int(seed) & 0xFFFFFFFFFFFFFFFF
-        self._tail = stream_base(self.seed)[8:]
-        self._index = None
-        self._block = None
-
-    def block(self, index):
-        if index != self._index:
-            self._block = struct.pack('>Q', index) + self._tail
-            self._index = index
-        return self._block
-
-    def read(self, offset, length):
-        """Bytes [offset, offset + length) of the stream."""
-        parts = []
-        while length > 0:
-            index, pos = divmod(offset, STREAM_BLOCK)
-            piece = self.block(index)[pos:pos + length]
-            parts.append(piece)
-            offset += len(piece)
-            length -= len(piece)
-        return b''.join(parts)
-
-    def view(self, offset, limit=None):
-        """A memoryview from `offset` to the end of its block (at most `limit` bytes), for send()."""
-        index, pos = divmod(offset, STREAM_BLOCK)
-        end = STREAM_BLOCK if limit is None else min(STREAM_BLOCK, pos + limit)
-        return memoryview(self.block(index))[pos:end]
+# The collection's shared modules: installed beside this file (Python looks there first), or in
+# plugins/module_utils of a checkout. No __pycache__ beside the installed copies.
+sys.dont_write_bytecode = True
+sys.path.insert(1, os.path.join(os.path.dirname(os.path.realpath(__file__)), '..', '..', '..', 'plugins', 'module_utils'))
+from _mptcp_stream import DataStream  # noqa: E402  pylint: disable=wrong-import-position
 
 
 # ---------------------------------------------------------------------------
