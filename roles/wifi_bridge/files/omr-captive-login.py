@@ -44,8 +44,13 @@ import os
 import socket
 import ssl
 import sys
-import tempfile
 import time
+
+# The collection's shared modules: installed beside this file (Python looks there first), or in
+# plugins/module_utils of a checkout. No __pycache__ beside the installed copies.
+sys.dont_write_bytecode = True
+sys.path.insert(1, os.path.join(os.path.dirname(os.path.realpath(__file__)), '..', '..', '..', 'plugins', 'module_utils'))
+from _host import write_atomic  # noqa: E402  pylint: disable=wrong-import-position
 from urllib.parse import urlencode, urlsplit
 
 DEFAULT_CONFIG = '/etc/omr-wifi-bridge/portal.json'
@@ -276,27 +281,6 @@ def load_state(path):
             ok = value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
         state[key] = value if ok else default
     return state
-
-
-def write_atomic(path, text, mode, dir_mode):
-    """Write `text` to a temporary file next to `path`, then rename it over `path`."""
-    directory = os.path.dirname(path)
-    if not os.path.isdir(directory):
-        os.makedirs(directory, dir_mode)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix='.%s.' % os.path.basename(path), suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'w', encoding='utf-8') as f:
-            f.write(text)
-            f.flush()
-            os.fchmod(f.fileno(), mode)
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def save_state(path, state):

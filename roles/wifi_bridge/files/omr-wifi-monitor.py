@@ -43,8 +43,13 @@ import re
 import socket
 import subprocess
 import sys
-import tempfile
 import time
+
+# The collection's shared modules: installed beside this file (Python looks there first), or in
+# plugins/module_utils of a checkout. No __pycache__ beside the installed copies.
+sys.dont_write_bytecode = True
+sys.path.insert(1, os.path.join(os.path.dirname(os.path.realpath(__file__)), '..', '..', '..', 'plugins', 'module_utils'))
+from _host import parse_ping, write_atomic  # noqa: E402  pylint: disable=wrong-import-position
 
 DEFAULT_CONFIG = '/etc/omr-wifi-bridge/monitor.json'
 DEFAULT_METRICS_FILE = '/var/lib/prometheus/node-exporter/omr_wifi_bridge_link.prom'
@@ -188,34 +193,6 @@ def load_config(path):
 # ---------------------------------------------------------------------------
 # Parsers
 # ---------------------------------------------------------------------------
-
-PING_STATS_RE = re.compile(
-    r'(\d+) packets transmitted, (\d+) (?:packets )?received,(?P<extra>[^\n]*?)([0-9.]+)% packet loss')
-PING_RTT_RE = re.compile(
-    r'(?:rtt|round-trip) min/avg/max(?:/(?:mdev|stddev))? = ([0-9.]+)/([0-9.]+)/([0-9.]+)(?:/[0-9.]+)? ms')
-PING_ERRORS_RE = re.compile(r'\+(\d+) errors')
-
-
-def parse_ping(text):
-    """ping's summary (iputils or busybox) -> dict(transmitted, received, loss_pct, rtt_ms, errors).
-
-    rtt_ms is the average round trip; None when no reply came back (no rtt line).
-    All values are None when the text has no statistics line.
-    """
-    result = {'transmitted': None, 'received': None, 'loss_pct': None, 'rtt_ms': None, 'errors': 0}
-    stats = PING_STATS_RE.search(text or '')
-    if stats:
-        result['transmitted'] = int(stats.group(1))
-        result['received'] = int(stats.group(2))
-        result['loss_pct'] = float(stats.group(4))
-        errors = PING_ERRORS_RE.search(stats.group('extra'))
-        if errors:
-            result['errors'] = int(errors.group(1))
-    rtt = PING_RTT_RE.search(text or '')
-    if rtt:
-        result['rtt_ms'] = float(rtt.group(2))
-    return result
-
 
 def _unescape_ssid(raw):
     """iw prints unprintable SSID bytes (and leading/trailing blanks) as \\xNN."""
@@ -478,27 +455,6 @@ def journal_line(sample):
     return line
 
 
-def write_atomic(path, text):
-    """Replace `path` with `text` atomically (temp file in the same directory, then rename), mode 0644."""
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        os.makedirs(directory, 0o755)
-    handle, tmp = tempfile.mkstemp(dir=directory, prefix='.' + os.path.basename(path) + '.', suffix='.tmp')
-    try:
-        with os.fdopen(handle, 'w', encoding='utf-8') as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 # ---------------------------------------------------------------------------
 # One run
 # ---------------------------------------------------------------------------
@@ -565,7 +521,7 @@ def run(config, runner=subprocess.run, now=None):
     if config['thresholds']:
         sample['quality_ok'], sample['reasons'] = evaluate(sample, config['thresholds'])
     sample['timestamp'] = time.time() if now is None else now
-    write_atomic(config['metrics_file'], render_metrics(sample, sample['timestamp']))
+    write_atomic(config['metrics_file'], render_metrics(sample, sample['timestamp']), 0o644, 0o755)
     sample['journal'] = journal_line(sample)
     print(sample['journal'])
     sys.stdout.flush()
