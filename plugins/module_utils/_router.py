@@ -1,14 +1,41 @@
 # -*- coding: utf-8 -*-
 # Copyright: omr.deploy contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""PRIVATE to the collection: validate and plan an OMR router's WANs (pure functions)."""
+"""PRIVATE to the collection: the OMR router's plan, computed once, on the controller.
+
+`plan_router(config, state, peers)` turns the role's variables and one round trip of raw
+state from the router (leases, routes, the plan saved there) into a `RouterPlan`: what the
+router must look like, whatever backend makes it so. The action plugin `omr.deploy.router_plan`
+calls it once per converge; the router keeps the result as `/etc/omr-router/plan.json` and its
+programs read that file. `check_config` is the part that needs no host: bad input fails there,
+naming the variable, before anything is read or changed.
+
+The shapes below are the one description of the plan; every reader (the role's tasks, the
+router's programs, verify, playbooks/speedtest.yml, omr.deploy.wifi_bridge) relies on them.
+"""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import hashlib
 import ipaddress
+import json
 
+try:
+    from typing import Dict, List, Optional, TypedDict
+except ImportError:  # Python < 3.8 has no TypedDict; the shapes are documentation there
+    Dict = List = Optional = None
+    TypedDict = None
+
+from ansible_collections.omr.deploy.plugins.module_utils._mptcp import LIMIT_MAX, validate_limits
+from ansible_collections.omr.deploy.plugins.module_utils._router_runtime import (
+    LEASE_DIR, resolve_plan, strip_leases, wan_endpoint)
+from ansible_collections.omr.deploy.plugins.module_utils._transit import (
+    DEFAULT_POOL, TransitError, allocate)
+
+PLAN_VERSION = 1
+BACKENDS = ("linux",)
 MODES = ("master", "on", "backup", "off")
 # OMR's multipath helper on MPTCPv1: master/on -> subflow fullmesh, backup adds backup.
 MODE_FLAGS = {
@@ -18,8 +45,94 @@ MODE_FLAGS = {
     "off": [],
 }
 TABLE_BASE = 100
+RULE_BASE = 1000
 QUALITY_KEYS = ("max_loss_pct", "max_rtt_ms", "interval", "count")
 QUALITY_DEFAULTS = {"interval": 30, "count": 5}
+# OMR's router UCI defaults since 2024-11 (mptcp-defaults, commit 77f1deb1): 8 and 8.
+DEFAULT_LIMITS = {"subflows": 8, "add_addr_accepted": 8}
+
+if TypedDict is not None:
+    class Endpoint(TypedDict, total=False):
+        """One MPTCP endpoint, ready for omr.deploy.mptcp_endpoint."""
+        address: str
+        dev: str
+        id: int
+        flags: List[str]        # subflow, fullmesh, backup, as OMR maps the mode
+        keep_backup: bool       # the quality check owns the backup flag
+
+    class QualityPlan(TypedDict):
+        max_loss_pct: Optional[float]
+        max_rtt_ms: Optional[float]
+        count: int
+        interval: int
+
+    class WanPlan(TypedDict):
+        """One upstream link. The address fields are None for a DHCP WAN without a lease,
+        and always None for DHCP WANs in the plan the router keeps (it reads its lease)."""
+        name: str
+        device: str
+        multipath: str              # master, on, backup, off
+        addressing: str             # static, dhcp, transit
+        transit: Optional[str]      # the transit link's name, for a WAN behind a bridge
+        dhcp: bool
+        address: Optional[str]
+        prefix: Optional[int]
+        cidr: Optional[str]
+        network: Optional[str]
+        gateway: Optional[str]
+        table: int                  # its routing table, with a source rule
+        rule_priority: int
+        metric: int                 # of its default route in the main table
+        default_route: bool         # False for multipath off
+        endpoint_id: int
+        flags: List[str]            # the endpoint's flags; empty for off
+        keep_backup: bool
+        quality: Optional[QualityPlan]
+        pending: bool               # DHCP WAN without a lease yet
+        endpoint: Optional[Endpoint]
+
+    class TransitPlan(TypedDict):
+        """A transit link to a bridge device, as omr.deploy.transit_allocate describes it."""
+        name: str
+        device: str
+        peer: Optional[str]
+        subnet: str
+        prefix: int
+        network: str
+        netmask: str
+        router_address: str         # the router's end
+        peer_address: str           # the bridge's end, the WAN's gateway
+        hosts: int
+        source: str                 # explicit, existing, hashed
+        preferred: str              # the block the name alone hashes to
+
+    class LanPlan(TypedDict):
+        device: str
+        address: str
+        prefix: int
+        cidr: str
+        network: str
+
+    class NatPlan(TypedDict):
+        enabled: bool
+        source: str                 # the LAN network
+        devices: List[str]          # masqueraded out of these (every WAN's device)
+
+    class RouterPlan(TypedDict):
+        version: int
+        backend: str
+        config_digest: str          # of the inventory's settings this plan was made from
+        vps: Dict[str, object]      # address, speedtest_port
+        lan: LanPlan
+        nat: NatPlan
+        wans: List[WanPlan]
+        transit: Dict[str, TransitPlan]
+        reserved: List[Dict[str, str]]  # {name, network}: what the allocation avoided (not in the router's copy)
+        limits: Dict[str, int]      # subflows, add_addr_accepted
+        endpoints: List[Endpoint]   # one per WAN with an address and multipath not off
+        dhcp: Dict[str, object]     # devices, lease_dir, timeout
+        quality: Dict[str, object]  # wans (names), interval (the shortest), vps
+        pending: List[str]          # DHCP WANs without a lease
 
 
 class RouterPlanError(ValueError):
@@ -77,30 +190,6 @@ def _dhcp_wan(wan, where_n, leases, errors):
     return dict(wan, address="%s/%s" % (lease["address"], lease["prefix"]), gateway=lease["gateway"])
 
 
-def parse_leases(text):
-    """DHCP leases the router's dhcpcd hook keeps, one file per device, from
-    `grep -H . <dir>/*.env`: {device: {address, prefix, gateway, network}}. Lines of files
-    that lack a value are dropped, so a half-written lease never counts."""
-    found = {}
-    for line in text.splitlines():
-        path, sep, assignment = line.partition(":")
-        key, eq, value = assignment.partition("=")
-        if not sep or not eq or not path.endswith(".env"):
-            continue
-        device = path.rsplit("/", 1)[-1][:-len(".env")]
-        found.setdefault(device, {})[key.strip().lower()] = value.strip().strip("'\"")
-    leases = {}
-    for device, values in found.items():
-        try:
-            iface = ipaddress.ip_interface("%s/%s" % (values["address"], values["prefix"]))
-            gateway = ipaddress.ip_address(values["gateway"].split()[0])
-        except (KeyError, ValueError, IndexError):
-            continue
-        leases[device] = {"address": str(iface.ip), "prefix": iface.network.prefixlen,
-                          "gateway": str(gateway), "network": str(iface.network)}
-    return leases
-
-
 def _quality(wan, mode, where_n, errors):
     """Thresholds under which an `on` WAN is treated as a backup (OMR users do this by hand
     for flaky WiFi and 4G links). None when the WAN has none."""
@@ -120,11 +209,11 @@ def _quality(wan, mode, where_n, errors):
     if mode != "on":
         errors.append("%s: quality applies to multipath on links only (this one is %s)" % (where_n, mode))
         return None
-    out = dict(QUALITY_DEFAULTS)
+    out = dict(QUALITY_DEFAULTS, max_loss_pct=None, max_rtt_ms=None)
     out.update((k, v) for k, v in quality.items() if v is not None)
     limits = {"max_loss_pct": (0, 100), "max_rtt_ms": (1, 60000), "interval": (1, 86400), "count": (1, 100)}
     for key, (low, high) in limits.items():
-        if key not in out:
+        if out.get(key) is None:
             continue
         try:
             out[key] = float(out[key]) if key.startswith("max_") else int(out[key])
@@ -138,12 +227,13 @@ def _quality(wan, mode, where_n, errors):
 
 
 def plan_wans(wans, var="omr_router_wans", transit=None, transit_links=None, leases=None):
-    """Check the WAN list and return it with table, metric, network and endpoint flags filled in.
+    """Check the WAN list and return it planned (see WanPlan).
 
     A WAN may name a transit link (`transit: wifi1`) instead of device, address and gateway:
     the bridge device at the other end is its gateway. Without `transit` (the allocation),
     such WANs are checked but planned without addresses (address, network and endpoint None).
-    A WAN with `address: dhcp` takes its address and gateway from `leases` (parse_leases);
+    A WAN with `address: dhcp` takes its address and gateway from `leases`
+    (_router_runtime.parse_lease_files);
     without a lease for its device it is planned the same way, pending.
     """
     if not isinstance(wans, list) or not wans:
@@ -152,19 +242,25 @@ def plan_wans(wans, var="omr_router_wans", transit=None, transit_links=None, lea
     planned = []
     for i, wan in enumerate(wans):
         where = "%s[%d]" % (var, i)
+        if not isinstance(wan, dict):
+            errors.append("%s must be a dict with name, multipath and device/address/gateway or transit" % where)
+            continue
         name = wan.get("name")
         where_n = "%s (%s)" % (where, name)
         if not name:
             errors.append("%s: name is required" % where)
             continue
         pending = False
+        addressing = "static"
         if wan.get("transit") is not None:
+            addressing = "transit"
             wan = _transit_wan(wan, where_n, transit, transit_links, errors)
             if wan is None:
                 continue
             pending = transit is None
         dhcp = str(wan.get("address")).lower() == "dhcp"
         if dhcp:
+            addressing = "dhcp"
             if not wan.get("device"):
                 errors.append("%s: device is required" % where_n)
                 continue
@@ -176,13 +272,20 @@ def plan_wans(wans, var="omr_router_wans", transit=None, transit_links=None, lea
             errors.append("%s: duplicate WAN name %r (also %s[%d])" % (where_n, name, var, seen_names[name]))
         seen_names.setdefault(name, i)
         device = wan.get("device")
+        if not device:
+            errors.append("%s: device is required" % where_n)
+            continue
         if device in seen_devices:
             errors.append("%s: device %s is already used by %s[%d]" % (where_n, device, var, seen_devices[device]))
         seen_devices.setdefault(device, i)
         mode = _mode(wan.get("multipath"))
         if mode not in MODES:
             errors.append("%s: multipath %r is not one of %s" % (where_n, mode, ", ".join(MODES)))
-        table = int(wan.get("table") or TABLE_BASE + i + 1)
+        try:
+            table = int(wan.get("table") or TABLE_BASE + i + 1)
+        except (TypeError, ValueError):
+            errors.append("%s: table %r is not a number" % (where_n, wan.get("table")))
+            continue
         if table in seen_tables:
             errors.append("%s: routing table %d is already used by %s[%d]" % (where_n, table, var, seen_tables[table]))
         seen_tables.setdefault(table, i)
@@ -190,40 +293,36 @@ def plan_wans(wans, var="omr_router_wans", transit=None, transit_links=None, lea
         if metric is None:
             metric = 1 if mode == "master" else 10 + i
         quality = _quality(wan, mode, where_n, errors)
-        if pending:
-            planned.append({
-                "name": name, "device": wan["device"], "multipath": mode, "transit": wan.get("transit"),
-                "dhcp": dhcp, "address": None, "prefix": None, "cidr": None, "network": None, "gateway": None,
-                "table": table, "metric": int(metric), "endpoint_id": i + 1,
-                "flags": MODE_FLAGS.get(mode, []), "endpoint": None, "quality": quality,
-            })
-            continue
-        try:
-            iface = ipaddress.ip_interface(str(wan.get("address")))
-            if iface.network.prefixlen == iface.max_prefixlen:
-                raise ValueError("no prefix length")
-        except ValueError:
-            errors.append("%s: address %r must be dhcp or an address with a prefix length, e.g. 100.64.1.2/24"
-                          % (where_n, wan.get("address")))
-            continue
-        try:
-            gateway = ipaddress.ip_address(str(wan.get("gateway")))
-        except ValueError:
-            errors.append("%s: gateway %r is not an IP address" % (where_n, wan.get("gateway")))
-            continue
-        if gateway not in iface.network:
-            errors.append("%s: gateway %s is not on the link's network %s" % (where_n, gateway, iface.network))
-        planned.append({
-            "name": name, "device": device, "multipath": mode, "transit": wan.get("transit"),
-            "dhcp": dhcp, "address": str(iface.ip), "prefix": iface.network.prefixlen, "cidr": str(iface),
-            "network": str(iface.network), "gateway": str(gateway),
-            "table": table, "metric": int(metric), "endpoint_id": i + 1,
-            "flags": MODE_FLAGS.get(mode, []), "quality": quality,
-            # Ready for omr.deploy.mptcp_endpoint; None for `off` links.
-            "endpoint": {"address": str(iface.ip), "dev": device, "id": i + 1, "flags": MODE_FLAGS[mode]}
-            if mode in MODE_FLAGS and mode != "off" else None,
-        })
-    masters = [w.get("name") for w in wans if _mode(w.get("multipath")) == "master"]
+        entry = {
+            "name": name, "device": device, "multipath": mode, "addressing": addressing,
+            "transit": wan.get("transit"), "dhcp": dhcp,
+            "address": None, "prefix": None, "cidr": None, "network": None, "gateway": None,
+            "table": table, "rule_priority": RULE_BASE + table, "metric": int(metric),
+            "default_route": mode != "off", "endpoint_id": i + 1,
+            "flags": list(MODE_FLAGS.get(mode, [])), "keep_backup": quality is not None,
+            "quality": quality, "pending": pending, "endpoint": None,
+        }
+        if not pending:
+            try:
+                iface = ipaddress.ip_interface(str(wan.get("address")))
+                if iface.version != 4 or iface.network.prefixlen == iface.max_prefixlen:
+                    raise ValueError("no prefix length")
+            except ValueError:
+                errors.append("%s: address %r must be dhcp or an address with a prefix length (IPv4), e.g. 100.64.1.2/24"
+                              % (where_n, wan.get("address")))
+                continue
+            try:
+                gateway = ipaddress.ip_address(str(wan.get("gateway")))
+            except ValueError:
+                errors.append("%s: gateway %r is not an IP address" % (where_n, wan.get("gateway")))
+                continue
+            if gateway not in iface.network:
+                errors.append("%s: gateway %s is not on the link's network %s" % (where_n, gateway, iface.network))
+            entry.update(address=str(iface.ip), prefix=iface.network.prefixlen, cidr=str(iface),
+                         network=str(iface.network), gateway=str(gateway))
+            entry["endpoint"] = wan_endpoint(entry) if mode in MODE_FLAGS else None
+        planned.append(entry)
+    masters = [w.get("name") for w in wans if isinstance(w, dict) and _mode(w.get("multipath")) == "master"]
     if len(masters) != 1:
         errors.append("%s: exactly one WAN must have multipath master, as OMR enforces; found %d (%s)"
                       % (var, len(masters), ", ".join(str(m) for m in masters) or "none"))
@@ -236,7 +335,7 @@ def parse_routes(text, exclude_devices=()):
     """Networks the router already routes, from `ip -4 -o route show table all`."""
     skip_types = ("default", "local", "broadcast", "multicast", "unreachable", "prohibit", "blackhole", "throw", "nat", "anycast")
     nets = []
-    for line in text.splitlines():
+    for line in (text or "").splitlines():
         words = line.split()
         if not words or words[0] in skip_types:
             continue
@@ -270,3 +369,197 @@ def plan_lan(lan, var="omr_router_lan"):
                               % (var, lan.get("address")))
     return {"device": lan["device"], "address": str(iface.ip), "prefix": iface.network.prefixlen,
             "cidr": str(iface), "network": str(iface.network)}
+
+
+def _vps(vps):
+    if not isinstance(vps, dict):
+        raise RouterPlanError("omr_router_vps must be a dict with address and speedtest_port, got %r" % (vps,))
+    try:
+        address = ipaddress.ip_address(str(vps.get("address") or "").strip())
+        if address.version != 4:
+            raise ValueError("not IPv4")
+    except ValueError:
+        raise RouterPlanError("omr_router_vps.address must be the VPS's IPv4 address, got %r" % (vps.get("address"),))
+    try:
+        port = int(vps.get("speedtest_port") or 65432)
+    except (TypeError, ValueError):
+        port = 0
+    if not 1 <= port <= 65535:
+        raise RouterPlanError("omr_router_vps.speedtest_port must be a port number, got %r" % (vps.get("speedtest_port"),))
+    return {"address": str(address), "speedtest_port": port}
+
+
+def _limits(limits):
+    """OMR's limits unless the settings say otherwise, checked as omr.deploy.mptcp_endpoint checks them."""
+    try:
+        given = validate_limits(dict((k, v) for k, v in (limits or {}).items() if not isinstance(v, bool)),
+                                option="omr_router_mptcp_limits")
+    except ValueError as exc:
+        raise RouterPlanError(str(exc))
+    for key, value in (limits or {}).items():
+        if isinstance(value, bool):
+            raise RouterPlanError("omr_router_mptcp_limits.%s must be an integer between 0 and %d, got %r"
+                                  % (key, LIMIT_MAX, value))
+    return dict(DEFAULT_LIMITS, **given)
+
+
+def _reserved_links(links, peers):
+    """What the transit links ask to avoid: declared networks, and the uplink network each
+    link's peer (an omr.deploy.wifi_bridge host) received from its hotspot."""
+    out = []
+    for link in links or []:
+        if not isinstance(link, dict):
+            continue
+        for net in link.get("avoid") or []:
+            out.append({"name": "network %s (omr_router_transit_links %s avoid)" % (net, link.get("name")), "network": net})
+        peer = link.get("peer")
+        network = (peers or {}).get(peer) if peer else None
+        if network:
+            out.append({"name": "hotspot network of %s %s" % (peer, network), "network": network})
+    return out
+
+
+def _static_reserved(lan, vps, wans, links, peers):
+    reserved = [{"name": "LAN " + lan["cidr"], "network": lan["cidr"]},
+                {"name": "VPS " + vps["address"], "network": vps["address"] + "/32"}]
+    reserved += _reserved_links(links, peers)
+    reserved += [{"name": "WAN " + w["name"], "network": w["network"]}
+                 for w in wans if w["addressing"] != "transit" and w["network"]]
+    return reserved
+
+
+def _config(config):
+    """The settings the plan is made from, checked; raises RouterPlanError naming the variable."""
+    if not isinstance(config, dict):
+        raise RouterPlanError("the router configuration must be a dict, got %r" % (config,))
+    backend = config.get("backend") or "linux"
+    if backend not in BACKENDS:
+        raise RouterPlanError("omr_router_backend %r is not one of %s" % (backend, ", ".join(BACKENDS)))
+    links = config.get("transit_links") or []
+    if not isinstance(links, list):
+        raise RouterPlanError("omr_router_transit_links must be a list, got %r" % (links,))
+    for i, link in enumerate(links):
+        if not isinstance(link, dict) or not link.get("device"):
+            raise RouterPlanError("omr_router_transit_links[%d] (%s): device is required"
+                                  % (i, link.get("name") if isinstance(link, dict) else link))
+    try:
+        timeout = int(config.get("dhcp_timeout", 30))
+    except (TypeError, ValueError):
+        timeout = -1
+    if timeout < 0:
+        raise RouterPlanError("omr_router_dhcp_timeout must be a number of seconds, got %r" % (config.get("dhcp_timeout"),))
+    lan_nat = config.get("lan_nat", True)
+    if not isinstance(lan_nat, bool):
+        raise RouterPlanError("omr_router_lan_nat must be true or false, got %r" % (lan_nat,))
+    return {
+        "backend": backend,
+        "wans": [dict(w, multipath=_mode(w.get("multipath"))) if isinstance(w, dict) else w
+                 for w in config.get("wans") or []],
+        "lan": config.get("lan"),
+        "lan_nat": lan_nat,
+        "vps": _vps(config.get("vps")),
+        "transit_pool": config.get("transit_pool") or DEFAULT_POOL,
+        "transit_links": links,
+        "limits": _limits(config.get("limits")),
+        "dhcp_timeout": timeout,
+    }
+
+
+def config_digest(config):
+    """sha256 of the checked settings: the plan records it, verify compares it with the inventory."""
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def check_config(config, peers=None):
+    """Everything checkable without the host. Returns {config, digest, dhcp_devices}; raises
+    RouterPlanError naming the variable. `peers`: {inventory name: uplink network} of the
+    transit links' peers, as far as the controller knows them."""
+    cfg = _config(config)
+    lan = plan_lan(cfg["lan"])
+    wans = plan_wans(cfg["wans"], transit_links=cfg["transit_links"])
+    reserved = _static_reserved(lan, cfg["vps"], wans, cfg["transit_links"], peers)
+    try:
+        allocate(cfg["transit_pool"], cfg["transit_links"], reserved=reserved)
+    except TransitError as exc:
+        raise RouterPlanError(str(exc))
+    return {"config": cfg, "digest": config_digest(cfg),
+            "dhcp_devices": [w["device"] for w in wans if w["addressing"] == "dhcp"]}
+
+
+def _saved_allocation(saved):
+    """{link: subnet} from the plan the router keeps (or the 0.1 local fact, {'allocations': ...})."""
+    if not isinstance(saved, dict):
+        return {}
+    if isinstance(saved.get("transit"), dict):
+        return dict((name, t.get("subnet")) for name, t in saved["transit"].items() if isinstance(t, dict))
+    if isinstance(saved.get("allocations"), dict):
+        return dict(saved["allocations"])
+    return {}
+
+
+def plan_router(config, state=None, peers=None):
+    """The whole plan (RouterPlan) from the role's settings and the router's raw state.
+
+    state: {leases: {device: lease}, routes: `ip -4 -o route show table all` text,
+            saved: the plan.json the router keeps (or None)}
+    peers: {inventory name: uplink network} for transit links with a `peer`.
+    The returned plan has the DHCP WANs resolved against their leases; `host_plan` gives
+    the version the router keeps.
+    """
+    state = state or {}
+    checked = check_config(config, peers)
+    cfg = checked["config"]
+    leases = state.get("leases") or {}
+    lan = plan_lan(cfg["lan"])
+    links = cfg["transit_links"]
+    # Leases first: a DHCP WAN's network is known only from its lease, and is reserved too.
+    wans = plan_wans(cfg["wans"], transit_links=links, leases=leases)
+    own_devices = [link["device"] for link in links] + [w["device"] for w in wans] + [lan["device"]]
+    reserved = _static_reserved(lan, cfg["vps"], wans, links, peers)
+    reserved += parse_routes(state.get("routes") or "", own_devices)
+    try:
+        transit = allocate(cfg["transit_pool"], links, reserved=reserved, existing=_saved_allocation(state.get("saved")))
+        preferred = allocate(cfg["transit_pool"], [{"name": link["name"], "prefix": link.get("prefix") or 29}
+                                                   for link in links])
+    except TransitError as exc:
+        raise RouterPlanError(str(exc))
+    by_name = dict((link["name"], link) for link in links)
+    for name, alloc in transit.items():
+        alloc.update(name=name, device=by_name[name]["device"], peer=by_name[name].get("peer"),
+                     preferred=preferred[name]["subnet"])
+    wans = plan_wans(cfg["wans"], transit=transit, transit_links=links, leases=leases)
+    quality_wans = [w for w in wans if w["quality"]]
+    plan = {
+        "version": PLAN_VERSION,
+        "backend": cfg["backend"],
+        "config_digest": checked["digest"],
+        "vps": cfg["vps"],
+        "lan": lan,
+        "nat": {"enabled": cfg["lan_nat"], "source": lan["network"], "devices": [w["device"] for w in wans]},
+        "wans": wans,
+        "transit": transit,
+        "reserved": reserved,
+        "limits": cfg["limits"],
+        "endpoints": [],
+        "dhcp": {"devices": checked["dhcp_devices"], "lease_dir": LEASE_DIR, "timeout": cfg["dhcp_timeout"]},
+        "quality": {"wans": [w["name"] for w in quality_wans],
+                    "interval": min(w["quality"]["interval"] for w in quality_wans) if quality_wans else None},
+        "pending": [],
+    }
+    plan = resolve_plan(plan, leases)
+    plan["pending"] = [w["name"] for w in plan["wans"] if w["pending"]]
+    return plan
+
+
+def host_plan(plan):
+    """The plan as the router keeps it (/etc/omr-router/plan.json): without lease addresses and
+    without `reserved` (it follows the routes and the bridges' facts of the moment) and without the
+    allocations' `source`, so the file changes only when the inventory or the allocation does."""
+    out = strip_leases(plan)
+    out["pending"] = []
+    out.pop("reserved", None)
+    # `source` says hashed on the first run and existing afterwards; the subnet is what counts.
+    out["transit"] = dict((name, dict((k, v) for k, v in t.items() if k != "source"))
+                          for name, t in plan["transit"].items())
+    return out

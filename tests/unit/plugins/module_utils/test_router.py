@@ -3,11 +3,11 @@ import pytest
 
 from ansible_collections.omr.deploy.plugins.module_utils._router import (
     RouterPlanError,
-    parse_leases,
     parse_routes,
     plan_lan,
     plan_wans,
 )
+from ansible_collections.omr.deploy.plugins.module_utils._router_runtime import parse_lease_files as parse_leases
 
 WANS = [
     {"name": "wan1", "device": "eth1", "address": "100.64.1.2/24", "gateway": "100.64.1.254", "multipath": "master"},
@@ -84,7 +84,7 @@ def test_bad_transit_wans_are_rejected(wifi, message):
 
 def test_quality_thresholds_are_normalised():
     plan = plan_wans(WANS[:2] + [dict(WIFI, quality={"max_loss_pct": "20"})], transit_links=TRANSIT_LINKS)
-    assert plan[2]["quality"] == {"max_loss_pct": 20.0, "interval": 30, "count": 5}
+    assert plan[2]["quality"] == {"max_loss_pct": 20.0, "max_rtt_ms": None, "interval": 30, "count": 5}
     assert plan[0]["quality"] is None
 
 
