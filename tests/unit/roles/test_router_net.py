@@ -1,0 +1,238 @@
+# -*- coding: utf-8 -*-
+# Copyright: omr.deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""roles/router/files/omr-router-net.py on captured state: the commands it plans for each subcommand.
+
+Fixtures (tests/unit/fixtures/router/, see the README there):
+  configured/  the lab router after a converge (wifi profile): `ip -j` link/addr/route/rule, nft, ip mptcp,
+               the plan.json the role wrote and wan2's lease file.
+  applied-debian13/  what the program applied on a Debian 13 box (iproute2 6.15).
+  fresh/       a network namespace wired like the lab router before its first converge (wan1 and the LAN
+               addressed as podman does, wan2 and transit without addresses).
+Ping summaries come from tests/unit/fixtures/wifi/ (real iputils captures).
+"""
+
+import io
+import json
+import os
+
+import pytest
+
+from conftest import captured_host, fixture_text, load_program
+
+net = load_program('router', 'omr-router-net.py')
+PLAN = json.loads(fixture_text('router', 'configured', 'plan.json'))
+LEASE = net.runtime.parse_lease(fixture_text('router', 'configured', 'wan2.env'))
+WAN2 = [w for w in PLAN['wans'] if w['name'] == 'wan2'][0]
+WIFI = [w for w in PLAN['wans'] if w['name'] == 'wifi'][0]
+TRANSIT = PLAN['transit']['wifi1']
+
+
+def commands(host, plan=PLAN, leases=None, mptcp=True, apply=True):
+    out = io.StringIO()
+    count = net.converge(host, plan, {'wan2': LEASE} if leases is None else leases, mptcp, apply, out)
+    return count, [' '.join(c) if isinstance(c, list) else ' '.join(c[0]) + ' <<' for c in host.ran], out.getvalue()
+
+
+def test_the_configured_router_matches_its_plan():
+    count, ran, out = commands(captured_host('router/configured'), apply=False)
+    assert (count, ran, out) == (0, [], '')
+
+
+def test_what_it_applied_on_debian_13_reads_back_as_planned():
+    # iproute2 6.15 and nftables 1.1 print the state it made the way 6.1 does, as far as it reads.
+    count, ran, out = commands(captured_host('router/applied-debian13'), apply=False)
+    assert (count, ran, out) == (0, [], '')
+
+
+def test_a_fresh_router_gets_everything_in_order():
+    count, ran, out = commands(captured_host('router/fresh'))
+    t, wan2 = TRANSIT, LEASE
+    assert ran == [
+        'ip link set dev transit up',
+        'ip addr flush dev transit scope global',
+        'ip addr add %s/%s dev transit' % (t['router_address'], t['prefix']),
+        'ip route replace 100.64.1.0/24 dev wan1 src 100.64.1.2 table 101',
+        'ip route replace default via 100.64.1.254 dev wan1 table 101',
+        'ip rule add from 100.64.1.2 lookup 101 priority 1101',
+        'ip route replace default via 100.64.1.254 dev wan1 metric 1',
+        'ip link set dev wan2 up',
+        # dhcpcd holds a DHCP WAN's address: only its routes are ours.
+        'ip route replace %s dev wan2 src %s table 102' % (wan2['network'], wan2['address']),
+        'ip route replace default via %s dev wan2 table 102' % wan2['gateway'],
+        'ip rule add from %s lookup 102 priority 1102' % wan2['address'],
+        'ip route replace default via %s dev wan2 metric 11' % wan2['gateway'],
+        'ip route replace %s dev transit src %s table 103' % (t['subnet'], t['router_address']),
+        'ip route replace default via %s dev transit table 103' % t['peer_address'],
+        'ip rule add from %s lookup 103 priority 1103' % t['router_address'],
+        'ip route replace default via %s dev transit metric 12' % t['peer_address'],
+        'nft -f - <<',
+        'ip mptcp limits set subflows 8 add_addr_accepted 8',
+        'ip mptcp endpoint add 100.64.1.2 dev wan1 id 1 subflow fullmesh',
+        'ip mptcp endpoint add %s dev wan2 id 2 subflow fullmesh' % wan2['address'],
+        'ip mptcp endpoint add %s dev transit id 3 subflow fullmesh' % t['router_address'],
+    ]
+    # One fix per difference, each said before its commands run.
+    assert count == len(out.splitlines()) == 17 and out.startswith('fixing: transit up\n')
+
+
+def test_the_nat_table_masquerades_the_lan_out_of_every_wan():
+    host = captured_host('router/fresh')
+    commands(host)
+    stdin = [c[1] for c in host.ran if isinstance(c, tuple)][0]
+    assert stdin.startswith('table ip omr_router\ndelete table ip omr_router\ntable ip omr_router {\n  comment "omr.deploy ')
+    assert 'oifname { "wan1", "wan2", "transit" } ip saddr 192.168.100.0/24 masquerade' in stdin
+    # The configured router carries the same table, recognised by its comment.
+    assert 'comment "%s"' % net._host.nft_comment(net.nat_body(PLAN)) in fixture_text('router', 'configured', 'nft-omr_router.txt')
+
+
+def test_a_renumbered_lease_moves_table_rule_and_endpoint():
+    new = dict(LEASE, address='100.64.2.227')
+    count, ran, _out = commands(captured_host('router/configured'), leases={'wan2': new})
+    assert ran == [
+        'ip route flush table 102',
+        'ip route replace %s dev wan2 src 100.64.2.227 table 102' % LEASE['network'],
+        'ip route replace default via %s dev wan2 table 102' % LEASE['gateway'],
+        'ip rule del priority 1102',
+        'ip rule add from 100.64.2.227 lookup 102 priority 1102',
+        'ip mptcp endpoint delete id 2',
+        'ip mptcp endpoint add 100.64.2.227 dev wan2 id 2 subflow fullmesh',
+    ]
+    assert count == 4
+
+
+def test_a_lease_that_is_gone_takes_its_routes_and_endpoint_with_it():
+    count, ran, out = commands(captured_host('router/configured'), leases={})
+    assert ran == ['ip route flush table 102', 'ip rule del priority 1102',
+                   'ip route del default dev wan2 metric 11', 'ip mptcp endpoint delete id 2']
+    assert 'wan2: no DHCP lease on wan2 yet' in out and count == 4
+
+
+def test_check_lists_without_changing():
+    host = captured_host('router/fresh')
+    count, ran, out = commands(host, apply=False)
+    assert ran == [] and count == len(out.splitlines()) and out.startswith('differs: transit up\n')
+
+
+def test_a_demoted_quality_wan_is_left_a_backup():
+    endpoints = fixture_text('router', 'configured', 'mptcp-endpoint.txt').replace(
+        'id 3 subflow fullmesh', 'id 3 subflow backup fullmesh')
+    host = captured_host('router/configured', {('ip', 'mptcp', 'endpoint', 'show'): endpoints})
+    assert commands(host, apply=False)[:2] == (0, [])
+
+
+def test_no_nat_removes_the_table():
+    plan = dict(PLAN, nat=dict(PLAN['nat'], enabled=False))
+    _count, ran, _out = commands(captured_host('router/configured'), plan=plan)
+    assert ran == ['nft delete table ip omr_router']
+
+
+# ---------------------------------------------------------------- lease events (dhcpcd's hook)
+
+DHCPCD_ENV = {'new_ip_address': '100.64.2.150', 'new_subnet_cidr': '24', 'new_routers': '100.64.2.254',
+              'interface': 'wan2', 'reason': 'BOUND'}
+
+
+def test_before_the_first_plan_a_lease_is_only_kept(tmp_path):
+    host = captured_host('router/fresh')
+    out = io.StringIO()
+    assert net.on_lease(host, None, 'wan2', 'BOUND', DHCPCD_ENV, str(tmp_path), out) == 0
+    assert (tmp_path / 'wan2.env').read_text() == 'ADDRESS=100.64.2.150\nPREFIX=24\nGATEWAY=100.64.2.254\nNETWORK=100.64.2.0/24\n'
+    assert host.ran == [] and 'no plan yet' in out.getvalue()
+    net.on_lease(host, None, 'wan2', 'EXPIRE', {}, str(tmp_path), out)
+    assert not (tmp_path / 'wan2.env').exists()
+
+
+def test_a_new_lease_is_kept_and_followed_at_once(tmp_path):
+    host = captured_host('router/configured')
+    plan_file = tmp_path / 'plan.json'
+    plan_file.write_text(json.dumps(PLAN))
+    leases = tmp_path / 'dhcp'
+    rc = net.main(['--plan', str(plan_file), '--lease-dir', str(leases), 'lease', 'wan2', 'BOUND'], host=host,
+                  env=DHCPCD_ENV)
+    assert rc == 0
+    assert net.runtime.parse_lease((leases / 'wan2.env').read_text())['address'] == '100.64.2.150'
+    assert 'ip rule add from 100.64.2.150 lookup 102 priority 1102' in [' '.join(c) for c in host.ran]
+    assert 'ip mptcp endpoint add 100.64.2.150 dev wan2 id 2 subflow fullmesh' in [' '.join(c) for c in host.ran]
+    assert (leases / '.lock').exists()
+
+
+@pytest.mark.parametrize('device, reason', [('wan1', 'BOUND'), ('wan2', 'PREINIT'), ('wan2', 'CARRIER')])
+def test_other_devices_and_reasons_change_nothing(tmp_path, device, reason):
+    host = captured_host('router/configured')
+    assert net.on_lease(host, PLAN, device, reason, DHCPCD_ENV, str(tmp_path), io.StringIO()) == 0
+    assert host.ran == [] and not os.listdir(str(tmp_path))
+
+
+# ---------------------------------------------------------------- quality
+
+def quality_host(ping_fixture, backup=False):
+    endpoints = fixture_text('router', 'configured', 'mptcp-endpoint.txt')
+    if backup:
+        endpoints = endpoints.replace('id 3 subflow fullmesh', 'id 3 subflow backup fullmesh')
+    ping = ('ping', '-n', '-q', '-c', '10', '-i', '0.2', '-W', '2', '-I', WIFI['address'], PLAN['vps']['address'])
+    rc = 1 if 'all_lost' in ping_fixture else 0
+    return captured_host('router/configured', {('ip', 'mptcp', 'endpoint', 'show'): endpoints,
+                                               ping: (rc, fixture_text('wifi', ping_fixture))})
+
+
+def test_a_lossy_path_demotes_the_wan_and_says_why(tmp_path):
+    host, out = quality_host('ping_iputils_loss.txt'), io.StringIO()
+    net.quality(host, PLAN, {'wan2': LEASE}, str(tmp_path), out)
+    assert host.ran == [['ip', 'mptcp', 'endpoint', 'change', 'id', '3', 'backup', 'fullmesh']]
+    # The lab's quality check greps for this line.
+    assert out.getvalue() == ('<4>wifi: quality poor (loss 41.1765 %% > 20 %%): endpoint 3 (%s) is now a backup\n'
+                              % WIFI['address'])
+    assert (tmp_path / 'wifi').read_text() == 'poor\n'
+
+
+def test_a_good_path_restores_a_demoted_wan(tmp_path):
+    host, out = quality_host('ping_iputils.txt', backup=True), io.StringIO()
+    net.quality(host, PLAN, {'wan2': LEASE}, str(tmp_path), out)
+    assert host.ran == [['ip', 'mptcp', 'endpoint', 'change', 'id', '3', 'nobackup', 'fullmesh']]
+    assert out.getvalue().startswith('wifi: quality good again (loss 0 %, rtt 0.049 ms): endpoint 3')
+
+
+@pytest.mark.parametrize('fixture, backup', [('ping_iputils.txt', False), ('ping_iputils_all_lost.txt', True)])
+def test_no_change_when_the_flag_already_fits(tmp_path, fixture, backup):
+    host = quality_host(fixture, backup=backup)
+    net.quality(host, PLAN, {'wan2': LEASE}, str(tmp_path), io.StringIO())
+    assert host.ran == []
+
+
+def test_verdicts():
+    sample = {'loss_pct': 0.0, 'rtt_ms': None}
+    assert net.quality_verdict(sample, {'max_loss_pct': None, 'max_rtt_ms': 100}) == 'no reply'
+    assert net.quality_verdict({'loss_pct': None, 'rtt_ms': 20.0}, {'max_loss_pct': 5, 'max_rtt_ms': 10}) == \
+        'loss 100 % > 5 %, rtt 20 ms > 10 ms'
+    assert net.quality_verdict({'loss_pct': 1.0, 'rtt_ms': 5.0}, {'max_loss_pct': 5, 'max_rtt_ms': 10}) == ''
+
+
+# ---------------------------------------------------------------- show, and the plan on stdin
+
+def test_show_resolves_the_dhcp_wan(tmp_path, capsys):
+    plan_file = tmp_path / 'plan.json'
+    plan_file.write_text(json.dumps(PLAN))
+    (tmp_path / 'dhcp').mkdir()
+    (tmp_path / 'dhcp' / 'wan2.env').write_text(net.runtime.render_lease(LEASE))
+    assert net.main(['--plan', str(plan_file), '--lease-dir', str(tmp_path / 'dhcp'), 'show'], host=object()) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert [w['address'] for w in shown['wans']] == ['100.64.1.2', LEASE['address'], TRANSIT['router_address']]
+    assert len(shown['endpoints']) == 3
+
+
+def test_a_plan_of_another_version_is_refused(tmp_path, capsys):
+    plan_file = tmp_path / 'plan.json'
+    plan_file.write_text(json.dumps(dict(PLAN, version=2)))
+    assert net.main(['--plan', str(plan_file), '--lease-dir', str(tmp_path), 'check'], host=object()) == 1
+    assert 'not a plan this program knows' in capsys.readouterr().err
+
+
+def test_check_exits_3_on_a_difference(tmp_path, monkeypatch):
+    plan_file = tmp_path / 'plan.json'
+    plan_file.write_text(json.dumps(PLAN))
+    host = captured_host('router/fresh')
+    assert net.main(['--plan', str(plan_file), '--lease-dir', str(tmp_path), 'check'], host=host) == 3
+    assert host.ran == []
+    monkeypatch.setattr('sys.stdin', io.StringIO(json.dumps(PLAN)))
+    assert net.main(['--plan', '-', '--lease-dir', str(tmp_path), 'check'], host=captured_host('router/fresh')) == 3
