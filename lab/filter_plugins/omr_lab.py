@@ -3,6 +3,7 @@
 Kept beside the lab playbooks (not in the collection): it knows the lab's addressing plan,
 nothing an operator needs.
 """
+import hashlib
 import ipaddress
 
 
@@ -16,6 +17,13 @@ def _attach(network, address, ifname):
     if address is None:
         return "%s:interface_name=%s" % (network, ifname)
     return "%s:ip=%s,interface_name=%s" % (network, address, ifname)
+
+
+def _mac(container, ifname):
+    """A fixed, locally administered MAC per container interface: a real box keeps its MAC across a
+    reboot, and its neighbours' ARP caches stay right (podman would draw a new one at each restart)."""
+    digest = hashlib.sha256(("%s/%s" % (container, ifname)).encode()).hexdigest()
+    return "02:" + ":".join(digest[i:i + 2] for i in range(0, 10, 2))
 
 
 def omr_lab_plan(topology, wans, links, transit_links):
@@ -70,6 +78,7 @@ def omr_lab_plan(topology, wans, links, transit_links):
     ]
     for c in containers:
         c["image"] = image
+        c["networks"] = ["%s,mac=%s" % (n, _mac(c["name"], n.rsplit("interface_name=", 1)[1])) for n in c["networks"]]
     return {"networks": networks, "containers": containers}
 
 
@@ -91,6 +100,22 @@ def omr_lab_dhcp_links(wans, links):
     return out
 
 
+def omr_lab_isp_config(wans, links):
+    """lab/files/omr-lab-isp.py's configuration: one line per WAN the ISP serves (not those
+    behind the WiFi bridge), with the ISP's own address on the DHCP ones."""
+    dhcp = dict((d["name"], d["isp"]) for d in omr_lab_dhcp_links(wans, links))
+    out = []
+    for wan in wans:
+        if wan.get("transit"):
+            continue
+        link = links[wan["name"]]
+        out.append({"name": wan["name"], "down_mbit": link["down_mbit"], "up_mbit": link["up_mbit"],
+                    "loss_pct": link.get("loss_pct", 0), "delay_ms": link.get("delay_ms", 0),
+                    "isp_address": dhcp.get(wan["name"])})
+    return {"links": out}
+
+
 class FilterModule(object):
     def filters(self):
-        return {"omr_lab_plan": omr_lab_plan, "omr_lab_dhcp_links": omr_lab_dhcp_links}
+        return {"omr_lab_plan": omr_lab_plan, "omr_lab_dhcp_links": omr_lab_dhcp_links,
+                "omr_lab_isp_config": omr_lab_isp_config}

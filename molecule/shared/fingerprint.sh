@@ -6,8 +6,9 @@ echo "## /etc/systemd/system"; ls -1 /etc/systemd/system/ 2>/dev/null
 echo "## /usr/local/sbin"; ls -1 /usr/local/sbin/ 2>/dev/null
 echo "## local facts"; ls -1 /etc/ansible/facts.d/ 2>/dev/null
 echo "## units"
-for u in rpcbind.service rpcbind.socket exim4.service omr-mptcp-endpoints.service omr-router-net.service \
-         omr-wifi-bridge-uplink.service omr-wifi-bridge-net.service omr-wifi-portal.timer omr-wifi-monitor.timer; do
+# The roles' own units, whatever they are, and those the VPS role masks.
+units=$(systemctl list-unit-files --no-legend --plain 'omr-*' 2>/dev/null | awk '$1 !~ /@\./ { print $1 }')
+for u in rpcbind.service rpcbind.socket exim4.service $units; do
   echo "$u $(systemctl is-enabled "$u" 2>/dev/null || true) $(systemctl is-active "$u" 2>/dev/null || true)"
 done
 systemctl list-units --all --plain --no-legend "omr-router-dhcp@*" 2>/dev/null | awk '{ print $1, $3, $4 }'
@@ -17,8 +18,9 @@ echo "## routing"; ip -4 rule show; ip -4 route show table all | grep -v "^local
 echo "## addresses"; ip -4 -o addr show | awk '{ print $2, $4 }'
 # Terse: without set elements, which come and go with the lab hotspot's portal sessions.
 echo "## nft"; nft -t list ruleset 2>/dev/null | md5sum
-echo "## configuration files"
-for d in /etc/omr-wifi-bridge /etc/wpa_supplicant /usr/local/lib/omr-wifi-bridge /etc/omr-router; do
+echo "## configuration files and programs"
+for d in /etc/omr-wifi-bridge /etc/wpa_supplicant /usr/local/lib/omr-wifi-bridge /etc/omr-router /usr/local/lib/omr-router \
+         /etc/omr-vps /usr/local/lib/omr-deploy; do
   [ -d "$d" ] && (cd "$d" && md5sum ./* 2>/dev/null | sed "s#  ./#  $d/#")
 done
 echo "## sysctls"

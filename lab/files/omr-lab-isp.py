@@ -1,0 +1,105 @@
+# -*- coding: utf-8 -*-
+# Copyright: omr.deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""omr-lab-isp: the lab ISP's lines (a lab instrument, not part of the collection).
+
+Routes every WAN to the "internet" (the VPS network) and shapes each WAN in both directions
+from /etc/omr-lab/isp.json, which lab/up.yml writes from the link profile:
+
+  {"links": [{"name": "wan1", "down_mbit": 20, "up_mbit": 20, "loss_pct": 0, "delay_ms": 10,
+              "isp_address": null}, ...]}
+
+Rate: netem where the kernel has it, else tbf. Loss: netem, else nftables numgen. The upload
+is shaped on an IFB device fed from the WAN's ingress. A link with `isp_address` is one the
+router gets by DHCP: the ISP addresses its own end here and dnsmasq hands out the rest.
+Run at boot by omr-lab-isp.service, so a restarted ISP serves again.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+import argparse
+import json
+import subprocess
+import sys
+
+CONFIG = '/etc/omr-lab/isp.json'
+
+
+def shape(dev, rate_mbit, delay_ms, loss_pct, netem):
+    if netem:
+        return ['tc', 'qdisc', 'add', 'dev', dev, 'root', 'handle', '1:', 'netem', 'delay', '%sms' % delay_ms,
+                'loss', '%s%%' % loss_pct, 'rate', '%smbit' % rate_mbit, 'limit', '1000']
+    return ['tc', 'qdisc', 'add', 'dev', dev, 'root', 'tbf', 'rate', '%smbit' % rate_mbit, 'burst', '32kb',
+            'latency', '100ms']
+
+
+def plan(config, netem):
+    """(commands, report lines). A command is an argv list; those marked optional may fail
+    (removing what an earlier run left)."""
+    commands = [(['sysctl', '-qw', 'net.ipv4.ip_forward=1'], False),
+                (['nft', 'delete', 'table', 'inet', 'omr_lab_loss'], True),
+                (['nft', 'add', 'table', 'inet', 'omr_lab_loss'], False),
+                (['nft', 'add', 'chain', 'inet', 'omr_lab_loss', 'forward',
+                  '{ type filter hook forward priority 0; policy accept; }'], False)]
+    report = []
+    for link in config['links']:
+        dev = link['name']
+        if link.get('isp_address'):
+            commands += [(['ip', 'link', 'set', 'dev', dev, 'up'], False),
+                         (['ip', 'addr', 'replace', link['isp_address'], 'dev', dev], False)]
+            report.append('%s: ISP %s, the router gets its address by DHCP' % (dev, link['isp_address']))
+        ifb = 'ifb-' + dev
+        commands += [(['tc', 'qdisc', 'del', 'dev', dev, 'root'], True),
+                     (['tc', 'qdisc', 'del', 'dev', dev, 'ingress'], True),
+                     (['ip', 'link', 'del', ifb], True),
+                     (shape(dev, link['down_mbit'], link['delay_ms'], link['loss_pct'], netem), False),
+                     (['ip', 'link', 'add', ifb, 'type', 'ifb'], False),
+                     (['ip', 'link', 'set', ifb, 'up'], False),
+                     (['tc', 'qdisc', 'add', 'dev', dev, 'handle', 'ffff:', 'ingress'], False),
+                     (['tc', 'filter', 'add', 'dev', dev, 'parent', 'ffff:', 'protocol', 'all', 'u32', 'match', 'u32',
+                       '0', '0', 'action', 'mirred', 'egress', 'redirect', 'dev', ifb], False),
+                     (shape(ifb, link['up_mbit'], link['delay_ms'], link['loss_pct'], netem), False)]
+        per_mille = int(float(link['loss_pct']) * 10)
+        if per_mille > 0 and not netem:
+            for side in ('iifname', 'oifname'):
+                commands.append((['nft', 'add', 'rule', 'inet', 'omr_lab_loss', 'forward', side, dev,
+                                  'numgen', 'random', 'mod', '1000', '<', str(per_mille), 'drop'], False))
+        report.append('%s: down %s Mbit/s, up %s Mbit/s, loss %s %%, delay %s ms'
+                      % (dev, link['down_mbit'], link['up_mbit'], link['loss_pct'], link['delay_ms']))
+    if netem:
+        report.append('shaping: netem (rate, delay and loss)')
+    else:
+        report.append('shaping: tbf for rate, nftables numgen for loss; this kernel has no netem, so delay is not emulated')
+    return commands, report
+
+
+def has_netem(run):
+    if run(['tc', 'qdisc', 'add', 'dev', 'lo', 'root', 'netem', 'delay', '0ms']) == 0:
+        run(['tc', 'qdisc', 'del', 'dev', 'lo', 'root'])
+        return True
+    return False
+
+
+def _run(argv):
+    return subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False).returncode
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog='omr-lab-isp', description=__doc__.split('\n\n', maxsplit=1)[0])
+    parser.add_argument('--config', default=CONFIG)
+    args = parser.parse_args(argv)
+    with open(args.config, encoding='utf-8') as f:
+        config = json.load(f)
+    commands, report = plan(config, has_netem(_run))
+    for command, optional in commands:
+        proc = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, universal_newlines=True,
+                              check=False)
+        if proc.returncode != 0 and not optional:
+            sys.stderr.write('omr-lab-isp: %s failed: %s\n' % (' '.join(command), proc.stderr.strip()))
+            return 1
+    print('\n'.join(report))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,91 @@
+# -*- coding: utf-8 -*-
+# Copyright: omr.deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The lab's instruments, lab/files/omr-lab-isp.py and omr-lab-hotspot.py: the commands each plans
+from its JSON, and the filter lab/up.yml builds the ISP's JSON with. The lab scenario shows them
+working on real links; these pin what they ask of tc, ip and nft."""
+
+import importlib.util
+import os
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+
+def load(path, name):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+isp = load('lab/files/omr-lab-isp.py', 'omr_lab_isp')
+hotspot = load('lab/files/omr-lab-hotspot.py', 'omr_lab_hotspot')
+lab_filters = load('lab/filter_plugins/omr_lab.py', 'omr_lab_filters')
+
+WANS = [{"name": "wan1", "device": "wan1", "address": "100.64.1.2/24", "gateway": "100.64.1.254", "multipath": "master"},
+        {"name": "wan3", "device": "wan3", "address": "dhcp", "multipath": "on"},
+        {"name": "wifi", "transit": "wifi1", "multipath": "on"}]
+LINKS = {"wan1": {"subnet": "100.64.1.0/24", "down_mbit": 40, "up_mbit": 10, "loss_pct": 0, "delay_ms": 10},
+         "wan3": {"subnet": "100.64.3.0/24", "down_mbit": 10, "up_mbit": 2, "loss_pct": 1, "delay_ms": 40}}
+
+
+def test_the_isp_serves_every_wired_wan_and_addresses_the_dhcp_ones():
+    config = lab_filters.omr_lab_isp_config(WANS, LINKS)
+    assert [link["name"] for link in config["links"]] == ["wan1", "wan3"]
+    assert config["links"][0]["isp_address"] is None and config["links"][1]["isp_address"] == "100.64.3.254/24"
+
+
+def test_isp_without_netem_shapes_with_tbf_and_drops_with_nftables():
+    commands, report = isp.plan(lab_filters.omr_lab_isp_config(WANS, LINKS), netem=False)
+    argvs = [' '.join(c) for c, _optional in commands]
+    assert 'tc qdisc add dev wan1 root tbf rate 40mbit burst 32kb latency 100ms' in argvs
+    assert 'tc qdisc add dev ifb-wan1 root tbf rate 10mbit burst 32kb latency 100ms' in argvs
+    assert 'tc filter add dev wan3 parent ffff: protocol all u32 match u32 0 0 action mirred egress redirect dev ifb-wan3' in argvs
+    assert 'nft add rule inet omr_lab_loss forward iifname wan3 numgen random mod 1000 < 10 drop' in argvs
+    assert 'nft add rule inet omr_lab_loss forward oifname wan3 numgen random mod 1000 < 10 drop' in argvs
+    assert not any('wan1 numgen' in a for a in argvs)                    # no loss on wan1
+    assert 'ip addr replace 100.64.3.254/24 dev wan3' in argvs
+    # Removing what an earlier run left may fail; nothing else may.
+    assert all(optional == (c[:3] in (['tc', 'qdisc', 'del'], ['ip', 'link', 'del'], ['nft', 'delete', 'table']))
+               for c, optional in commands)
+    assert report[-1].startswith('shaping: tbf for rate') and 'delay is not emulated' in report[-1]
+
+
+def test_isp_with_netem_leaves_rate_delay_and_loss_to_it():
+    commands, report = isp.plan(lab_filters.omr_lab_isp_config(WANS, LINKS), netem=True)
+    argvs = [' '.join(c) for c, _optional in commands]
+    assert 'tc qdisc add dev wan3 root handle 1: netem delay 40ms loss 1% rate 10mbit limit 1000' in argvs
+    assert not any('numgen' in a for a in argvs)
+    assert report[-1] == 'shaping: netem (rate, delay and loss)'
+
+
+def test_the_hotspot_redirects_everyone_not_logged_in_and_forgets_sessions():
+    config = {"subnet": "172.23.208.0/20", "address": "172.23.208.1", "down_mbit": 10, "up_mbit": 10,
+              "loss_pct": 2.5, "session_timeout": 30}
+    commands, report = hotspot.plan(config)
+    assert commands[2] == (['ip', 'addr', 'replace', '172.23.208.1/20', 'dev', 'hotspot'], None)
+    rules = [stdin for argv, stdin in commands if argv[:2] == ['nft', '-f']][0]
+    assert rules.startswith('table inet omr_lab_hotspot\ndelete table inet omr_lab_hotspot\n')
+    assert 'set clients { type ipv4_addr; flags timeout; }' in rules
+    assert 'ip saddr != @clients ip daddr != 172.23.208.1 tcp dport 80 dnat ip to 172.23.208.1:80' in rules
+    assert 'numgen random mod 1000 < 25 drop' in rules
+    assert 'oifname "inet" ip saddr 172.23.208.0/20 masquerade' in rules
+    assert report == 'hotspot 172.23.208.0/20: down 10 Mbit/s, up 10 Mbit/s (tbf), loss 2.5 % (nftables), session 30 s'
+
+
+def test_every_lab_interface_keeps_its_mac_across_restarts():
+    topology = {"omr_lab_inet": {"subnet": "198.51.100.0/24", "gateway": "198.51.100.253", "isp": "198.51.100.254",
+                                 "vps": "198.51.100.10"},
+                "omr_lab_lan": {"subnet": "192.168.100.0/24", "gateway": "192.168.100.253", "router": "192.168.100.1",
+                                "client": "192.168.100.100"},
+                "omr_lab_image": "localhost/omr-lab/debian:12",
+                "omr_lab_hotspot": {"public": "198.51.100.20", "transit_link": "wifi1"}}
+    links = [{"name": "wifi1", "device": "transit"}]
+    first = lab_filters.omr_lab_plan(topology, WANS[:2], LINKS, links)
+    again = lab_filters.omr_lab_plan(topology, WANS[:2], LINKS, links)
+    networks = [n for c in first["containers"] for n in c["networks"]]
+    assert first == again and all(",mac=02:" in n for n in networks)
+    macs = [n.rsplit("mac=", 1)[1] for n in networks]
+    assert len(set(macs)) == len(macs)
+    hotspot = [c for c in first["containers"] if c["name"] == "omr-lab-hotspot"][0]
+    assert hotspot["networks"][1].startswith("omr-lab-hotspot:interface_name=hotspot,mac=02:")
