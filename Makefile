@@ -13,7 +13,8 @@ export PATH               := $(CURDIR)/$(BIN):$(PATH)
 export PY_COLORS          := 0
 export ANSIBLE_FORCE_COLOR := 0
 
-APT_PACKAGES := podman runc debootstrap iproute2 nftables iputils-ping uidmap slirp4netns containernetworking-plugins
+APT_PACKAGES := podman runc debootstrap iproute2 nftables iputils-ping uidmap slirp4netns containernetworking-plugins \
+                shellcheck busybox
 IMAGES       := debian12 debian13
 SCENARIOS    := vps vps_reject lab wifi
 PROFILE      ?= wifi
