@@ -16,14 +16,16 @@ export ANSIBLE_FORCE_COLOR := 0
 APT_PACKAGES := podman runc debootstrap iproute2 nftables iputils-ping uidmap slirp4netns containernetworking-plugins \
                 shellcheck busybox
 IMAGES       := debian12 debian13
-SCENARIOS    := vps vps_reject lab wifi
+SCENARIOS    := vps vps_reject lab
 PROFILE      ?= wifi
-LAB          := -i lab/inventory.yml -e @lab/profiles/$(PROFILE).yml
+# The lab's hosts with the profile as group_vars/all.yml, as Molecule sees them (lab/inventory.sh).
+LAB_INVENTORY := .cache/lab-inventory/$(PROFILE)
+LAB          := -i $(LAB_INVENTORY)
 
 BENCH_ARGS   ?=
 
 .PHONY: bench help setup apt venv collection images lint yamllint ansible-lint sanity unit integration \
-        molecule test fast demo demo-down clean
+        molecule test fast demo demo-down clean lab-inventory docs
 
 help:
 	@echo "make demo       bring up the lab (PROFILE=wifi|even|mixed), converge it with site.yml, verify, speed test"
@@ -32,6 +34,8 @@ help:
 	@echo "make fast       the quick tier: lint and unit tests (a couple of minutes)"
 	@echo "make bench      efficiency (defaults vs tuned), failover, converge times; writes bench/results/"
 	@echo "make setup      Debian packages, $(VENV), collection link, lab images (idempotent)"
+	@echo "make docs       regenerate the role references roles/*/README.md from their argument specs"
+	@echo "make venv collection   only the Python tool chain and the collection link (for real hosts, no lab)"
 
 setup: apt venv collection images
 
@@ -76,6 +80,12 @@ unit: apt venv collection
 
 fast: yamllint ansible-lint unit
 
+# The role references, roles/<role>/README.md, from meta/argument_specs.yml, and CHANGELOG.md from
+# changelogs/ (the unit tests fail when either is stale).
+docs: venv
+	$(PY) docs/role_readme.py
+	$(BIN)/antsibull-changelog lint && $(BIN)/antsibull-changelog generate
+
 # ---- slow tier: real namespaces and containers ------------------------------
 integration: setup
 	$(BIN)/pytest -q tests/integration
@@ -86,19 +96,26 @@ molecule: setup
 	  $(BIN)/molecule test -s $$s || exit 1; \
 	done
 
-test: lint unit integration molecule
+# Every stage, then the table of their durations (tests/stages.sh).
+test: setup
+	@tests/stages.sh "yamllint=$(BIN)/yamllint -s ." "ansible-lint=$(BIN)/ansible-lint --offline" \
+	  "sanity=tests/sanity/run.sh" "unit=$(BIN)/pytest -q tests/unit" "integration=$(BIN)/pytest -q tests/integration" \
+	  $(foreach s,$(SCENARIOS),"molecule $(s)=$(BIN)/molecule test -s $(s)")
 
 # ---- benchmark: figures, not assertions -------------------------------------------
 bench: setup
 	$(PY) bench/run.py $(BENCH_ARGS)
 
 # ---- the demo lab -------------------------------------------------------------
-demo: setup
+lab-inventory:
+	@lab/inventory.sh $(PROFILE) $(LAB_INVENTORY)
+
+demo: setup lab-inventory
 	$(BIN)/ansible-playbook $(LAB) lab/up.yml
 	$(BIN)/ansible-playbook $(LAB) site.yml
 	$(BIN)/ansible-playbook $(LAB) playbooks/speedtest.yml
 
-demo-down: venv collection
+demo-down: venv collection lab-inventory
 	$(BIN)/ansible-playbook $(LAB) lab/down.yml
 
 clean: demo-down

@@ -38,10 +38,17 @@ def sh(argv, check=True, quiet=True):
     return res
 
 
+def lab_inventory(profile):
+    """The lab's inventory with `profile` as group_vars/all.yml, as make demo and Molecule use it."""
+    directory = os.path.join(ROOT, ".cache", "lab-inventory", profile)
+    sh([os.path.join(ROOT, "lab", "inventory.sh"), profile, directory])
+    return directory
+
+
 def playbook(profile, path, *extra, inventory="lab/inventory.yml"):
-    argv = [os.path.join(BIN, "ansible-playbook"), "-i", inventory, path]
     if profile:
-        argv += ["-e", "@lab/profiles/%s.yml" % profile]
+        inventory = lab_inventory(profile)
+    argv = [os.path.join(BIN, "ansible-playbook"), "-i", inventory, path]
     for item in extra:
         argv += ["-e", item]
     started = time.monotonic()
