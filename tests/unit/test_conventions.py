@@ -1,4 +1,4 @@
-"""House rules that ansible-lint cannot express (see .ansible-lint and DEVELOPERS.md)."""
+"""House rules that ansible-lint cannot express (see .ansible-lint and CONTRIBUTING.md)."""
 import ast
 import glob
 import os

@@ -46,12 +46,13 @@ import ssl
 import sys
 import time
 
+from urllib.parse import urlencode, urlsplit
+
 # The collection's shared modules: installed beside this file (Python looks there first), or in
 # plugins/module_utils of a checkout. No __pycache__ beside the installed copies.
 sys.dont_write_bytecode = True
 sys.path.insert(1, os.path.join(os.path.dirname(os.path.realpath(__file__)), '..', '..', '..', 'plugins', 'module_utils'))
 from _host import write_atomic  # noqa: E402  pylint: disable=wrong-import-position
-from urllib.parse import urlencode, urlsplit
 
 DEFAULT_CONFIG = '/etc/omr-wifi-bridge/portal.json'
 DEFAULT_METRICS_FILE = '/var/lib/prometheus/node-exporter/omr_wifi_bridge_portal.prom'
