@@ -6,13 +6,16 @@
 Routes every WAN to the "internet" (the VPS network) and shapes each WAN in both directions
 from /etc/omr-lab/isp.json, which lab/up.yml writes from the link profile:
 
-  {"links": [{"name": "wan1", "down_mbit": 20, "up_mbit": 20, "loss_pct": 0, "delay_ms": 10,
-              "isp_address": null}, ...]}
+  {"links": [{"name": "wan1", "subnet": "100.64.1.0/24", "down_mbit": 20, "up_mbit": 20,
+              "loss_pct": 0, "delay_ms": 10, "jitter_ms": 0, "isp_address": null}, ...]}
 
-Rate: netem where the kernel has it, else tbf. Loss: netem, else nftables numgen. The upload
-is shaped on an IFB device fed from the WAN's ingress. A link with `isp_address` is one the
-router gets by DHCP: the ISP addresses its own end here and dnsmasq hands out the rest.
-Run at boot by omr-lab-isp.service, so a restarted ISP serves again.
+delay_ms is the round trip the line adds, jitter_ms its spread (plus or minus). Rate: netem where
+the kernel has it, else tbf. Loss: netem, else nftables numgen. Delay: netem (half of it on each
+direction), else the userspace delay line omr-lab-delay, to which this program hands the links
+with a delay (/etc/omr-lab/delay.json). The upload is shaped on an IFB device fed from the WAN's
+ingress. A link with `isp_address` is one the router gets by DHCP: the ISP addresses its own end
+here and dnsmasq hands out the rest. Run at boot by omr-lab-isp.service, so a restarted ISP
+serves again.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -23,12 +26,17 @@ import subprocess
 import sys
 
 CONFIG = '/etc/omr-lab/isp.json'
+DELAY_CONFIG = '/etc/omr-lab/delay.json'
 
 
-def shape(dev, rate_mbit, delay_ms, loss_pct, netem):
+def shape(dev, rate_mbit, link, netem):
     if netem:
-        return ['tc', 'qdisc', 'add', 'dev', dev, 'root', 'handle', '1:', 'netem', 'delay', '%sms' % delay_ms,
-                'loss', '%s%%' % loss_pct, 'rate', '%smbit' % rate_mbit, 'limit', '1000']
+        # netem delays each direction: half the round trip, and half the jitter, on each.
+        delay = ['delay', '%gms' % (float(link.get('delay_ms') or 0) / 2)]
+        if link.get('jitter_ms'):
+            delay += ['%gms' % (float(link['jitter_ms']) / 2), 'distribution', 'uniform']
+        return ['tc', 'qdisc', 'add', 'dev', dev, 'root', 'handle', '1:', 'netem'] + delay + \
+            ['loss', '%s%%' % link['loss_pct'], 'rate', '%smbit' % rate_mbit, 'limit', '1000']
     return ['tc', 'qdisc', 'add', 'dev', dev, 'root', 'tbf', 'rate', '%smbit' % rate_mbit, 'burst', '32kb',
             'latency', '100ms']
 
@@ -52,25 +60,38 @@ def plan(config, netem):
         commands += [(['tc', 'qdisc', 'del', 'dev', dev, 'root'], True),
                      (['tc', 'qdisc', 'del', 'dev', dev, 'ingress'], True),
                      (['ip', 'link', 'del', ifb], True),
-                     (shape(dev, link['down_mbit'], link['delay_ms'], link['loss_pct'], netem), False),
+                     (shape(dev, link['down_mbit'], link, netem), False),
                      (['ip', 'link', 'add', ifb, 'type', 'ifb'], False),
                      (['ip', 'link', 'set', ifb, 'up'], False),
                      (['tc', 'qdisc', 'add', 'dev', dev, 'handle', 'ffff:', 'ingress'], False),
                      (['tc', 'filter', 'add', 'dev', dev, 'parent', 'ffff:', 'protocol', 'all', 'u32', 'match', 'u32',
                        '0', '0', 'action', 'mirred', 'egress', 'redirect', 'dev', ifb], False),
-                     (shape(ifb, link['up_mbit'], link['delay_ms'], link['loss_pct'], netem), False)]
+                     (shape(ifb, link['up_mbit'], link, netem), False)]
         per_mille = int(float(link['loss_pct']) * 10)
         if per_mille > 0 and not netem:
             for side in ('iifname', 'oifname'):
                 commands.append((['nft', 'add', 'rule', 'inet', 'omr_lab_loss', 'forward', side, dev,
                                   'numgen', 'random', 'mod', '1000', '<', str(per_mille), 'drop'], False))
-        report.append('%s: down %s Mbit/s, up %s Mbit/s, loss %s %%, delay %s ms'
-                      % (dev, link['down_mbit'], link['up_mbit'], link['loss_pct'], link['delay_ms']))
+        jitter = ' +- %s ms' % link['jitter_ms'] if link.get('jitter_ms') else ''
+        report.append('%s: down %s Mbit/s, up %s Mbit/s, loss %s %%, round trip %s ms%s'
+                      % (dev, link['down_mbit'], link['up_mbit'], link['loss_pct'], link.get('delay_ms') or 0, jitter))
+    delayed = delay_config(config, netem)['links']
     if netem:
         report.append('shaping: netem (rate, delay and loss)')
+    elif delayed:
+        report.append('shaping: tbf for rate, nftables numgen for loss, the delay line omr-lab-delay for delay'
+                      ' (this kernel has no netem)')
     else:
-        report.append('shaping: tbf for rate, nftables numgen for loss; this kernel has no netem, so delay is not emulated')
+        report.append('shaping: tbf for rate, nftables numgen for loss; no link asks for delay')
     return commands, report
+
+
+def delay_config(config, netem):
+    """What omr-lab-delay gets: the links with a delay, unless netem does it."""
+    links = [] if netem else [{'name': l['name'], 'subnet': l['subnet'], 'rtt_ms': l['delay_ms'],
+                               'jitter_ms': l.get('jitter_ms') or 0}
+                              for l in config['links'] if float(l.get('delay_ms') or 0) > 0]
+    return {'inet': 'inet', 'links': links}
 
 
 def has_netem(run):
@@ -90,7 +111,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     with open(args.config, encoding='utf-8') as f:
         config = json.load(f)
-    commands, report = plan(config, has_netem(_run))
+    netem = has_netem(_run)
+    commands, report = plan(config, netem)
+    with open(DELAY_CONFIG, 'w', encoding='utf-8') as f:
+        json.dump(delay_config(config, netem), f, indent=2)
     for command, optional in commands:
         proc = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, universal_newlines=True,
                               check=False)

@@ -109,9 +109,9 @@ def omr_lab_isp_config(wans, links):
         if wan.get("transit"):
             continue
         link = links[wan["name"]]
-        out.append({"name": wan["name"], "down_mbit": link["down_mbit"], "up_mbit": link["up_mbit"],
-                    "loss_pct": link.get("loss_pct", 0), "delay_ms": link.get("delay_ms", 0),
-                    "isp_address": dhcp.get(wan["name"])})
+        out.append({"name": wan["name"], "subnet": link["subnet"], "down_mbit": link["down_mbit"],
+                    "up_mbit": link["up_mbit"], "loss_pct": link.get("loss_pct", 0), "delay_ms": link.get("delay_ms", 0),
+                    "jitter_ms": link.get("jitter_ms", 0), "isp_address": dhcp.get(wan["name"])})
     return {"links": out}
 
 

@@ -35,6 +35,15 @@ options:
     type: str
     default: download
     choices: [download, upload]
+  pings:
+    description: The output of C(ping -q) from each WAN's address to the VPS, in the order of the WANs; each link's round trip.
+    type: list
+    elements: str
+  capacity:
+    description:
+      - "What each link can carry, as C({wan: {download: Mbit/s, upload: Mbit/s}}) (its contract, or the lab's shaping)."
+      - With every WAN in it, the bonded rate is also set against their sum (C(efficiency_capacity)).
+    type: dict
 """
 
 EXAMPLES = r"""
@@ -46,8 +55,9 @@ EXAMPLES = r"""
 RETURN = r"""
 _value:
   description: >-
-    C(links) (name, multipath, address, single_mbps, bytes, share), C(sum_single_mbps),
-    C(aggregate_mbps), C(mptcp), C(subflows), C(efficiency), C(direction) and C(table), the lines to print.
+    C(links) (name, multipath, address, single_mbps, rtt_ms, capacity_mbps, bytes, share), C(sum_single_mbps),
+    C(aggregate_mbps), C(mptcp), C(subflows), C(efficiency) (bonded / the links alone), C(sum_capacity_mbps),
+    C(efficiency_capacity) (bonded / what the links can carry), C(direction) and C(table), the lines to print.
   type: dict
 """
 
@@ -55,10 +65,11 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.omr.deploy.plugins.module_utils._speedtest import report
 
 
-def speedtest_report(wans, single, bonded, direction="download"):
-    if len(wans) != len(single):
-        raise AnsibleFilterError("speedtest_report: %d WANs but %d single-link results" % (len(wans), len(single)))
-    return report(wans, single, bonded, direction)
+def speedtest_report(wans, single, bonded, direction="download", pings=None, capacity=None):
+    if len(wans) != len(single) or (pings is not None and len(pings) != len(wans)):
+        raise AnsibleFilterError("speedtest_report: %d WANs but %d single-link results and %s pings"
+                                 % (len(wans), len(single), "no" if pings is None else len(pings)))
+    return report(wans, single, bonded, direction, pings=pings, capacity=capacity)
 
 
 class FilterModule(object):

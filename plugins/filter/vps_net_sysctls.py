@@ -28,10 +28,10 @@ description:
   - Fixed tuning close to OMR's 6.x C(90-shadowsocks.conf) using upstream keys only,
     and the MPTCP v1 keys C(net.mptcp.*). The out-of-tree v0 keys C(net.mptcp.mptcp_*)
     are never returned.
-  - C(net.ipv4.tcp_congestion_control) is a loss-based control, C(cubic) or else C(reno),
-    whichever O(congestion_controls) offers first, never BBR, which bonds MPTCP subflows
-    over unequal links poorly (0.80-0.85 of the links' sum against 0.97-0.98 with reno in
-    this collection's lab). Without a list, the key is left out.
+  - C(net.ipv4.tcp_congestion_control) follows O(congestion_control) among what
+    O(congestion_controls) offers; by default C(bbr), else C(cubic), else C(reno). On the
+    lab's delayed links BBR bonded more than a loss-based control, which falls to a fraction of
+    a lossy delayed link (bench/README.md). Without a list, the key is left out.
   - Values are strings as C(sysctl -n) prints them, with single spaces between fields.
 notes:
   - C(tcp_mem), C(udp_mem), C(net.core.*) are global to the kernel, not per network
@@ -56,6 +56,18 @@ options:
         as a list or as the space-separated string C(sysctl -n) prints.
     type: raw
     default: []
+  congestion_control:
+    description:
+      - C(auto) (C(bbr), else C(cubic), else C(reno)), C(loss) (C(cubic), else C(reno)), C(kernel) (leave the
+        kernel's), or the name of a control, which O(congestion_controls) must offer.
+    type: str
+    default: auto
+    version_added: 0.2.0
+  var:
+    description: The variable to name when O(congestion_control) is not offered.
+    type: str
+    default: omr_vps_congestion_control
+    version_added: 0.2.0
 seealso:
   - module: omr.deploy.memory_info
   - module: ansible.posix.sysctl
@@ -99,7 +111,7 @@ _value:
       C(net.ipv4.tcp_tw_reuse), C(net.ipv4.tcp_wmem), C(net.ipv4.udp_mem),
       C(net.mptcp.add_addr_timeout), C(net.mptcp.allow_join_initial_addr_port),
       C(net.mptcp.checksum_enabled), C(net.mptcp.enabled), C(net.mptcp.stale_loss_cnt),
-      and C(net.ipv4.tcp_congestion_control) (C(cubic) or C(reno)) when one is offered.
+      and C(net.ipv4.tcp_congestion_control) when a control is chosen and offered.
     - C(net.core.somaxconn) is 16384 from 768 MB up, 4096 (the kernel default) below.
   type: dict
   sample:
@@ -120,9 +132,11 @@ from ansible_collections.omr.deploy.plugins.module_utils._netsysctl import (
 )
 
 
-def vps_net_sysctls(effective_mb, page_size=4096, congestion_controls=None):
+def vps_net_sysctls(effective_mb, page_size=4096, congestion_controls=None, congestion_control='auto',
+                    var='omr_vps_congestion_control'):
     try:
-        return _plan(effective_mb, page_size=page_size, congestion_controls=congestion_controls)
+        return _plan(effective_mb, page_size=page_size, congestion_controls=congestion_controls,
+                     congestion_control_choice=congestion_control, var=var)
     except ValueError as e:
         raise AnsibleFilterError('omr.deploy.vps_net_sysctls: %s' % e)
 

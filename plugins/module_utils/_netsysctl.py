@@ -47,12 +47,13 @@ SOMAXCONN_BIG = 16384
 SOMAXCONN_SMALL = 4096
 BIG_FROM_MB = 768
 
-# Loss-based congestion control for the subflows, never BBR: on the lab's mixed profile
-# (40/20/10 Mbit/s, 1 % loss on one link) BBR bonded 0.80-0.85 of the links' sum and reno
-# 0.97-0.98, with the same buffers (3 runs each, 2026-11-26); MPTCP's maintainers saw BBR
-# hurt MPTCP too (multipath-tcp/mptcp_net-next#437). cubic is the kernel's usual default;
-# the lab's network namespaces allow only reno and bbr, so cubic is not measured here.
-PREFERRED_CC = ('cubic', 'reno')
+# The congestion control of the subflows. With delay the lab measured BBR ahead (2026-12-02,
+# bench/README.md): a loss-based control falls to the Mathis rate on a delayed link with random
+# loss (3 Mbit/s of 10 at 50 ms and 1 %), which BBR ignores, and it fills the shaping queues.
+# Without delay (0 ms, no real WAN) reno bonded unequal links better; `loss` keeps that choice.
+PREFERRED_CC = ('bbr', 'cubic', 'reno')
+LOSS_BASED_CC = ('cubic', 'reno')
+CC_CHOICES = ('auto', 'loss', 'kernel')
 
 # Fixed tuning: the upstream keys of OMR's 90-shadowsocks.conf (6.x), minus the v0
 # net.mptcp.mptcp_* keys that do not exist on upstream kernels, with tcp_mtu_probing on
@@ -100,13 +101,24 @@ def parse_congestion_controls(value):
     return str(value).split()
 
 
-def congestion_control(available):
-    """The first of PREFERRED_CC the host offers, else None (leave the kernel's choice)."""
+def congestion_control(available, choice='auto', var='omr_vps_congestion_control'):
+    """The control to set, or None to leave the kernel's.
+
+    choice: `auto` (the first of PREFERRED_CC the host offers), `loss` (the first of
+    LOSS_BASED_CC), `kernel` (leave it), or a control's name, which the host must offer.
+    available: what the host offers (in a container's namespace, its allowed list)."""
     offered = parse_congestion_controls(available)
-    for cc in PREFERRED_CC:
-        if cc in offered:
-            return cc
-    return None
+    choice = str(choice or 'auto')
+    if choice == 'kernel':
+        return None
+    if choice in ('auto', 'loss'):
+        for cc in PREFERRED_CC if choice == 'auto' else LOSS_BASED_CC:
+            if cc in offered:
+                return cc
+        return None
+    if offered and choice not in offered:
+        raise ValueError('%s %s is not offered by this host (it offers %s)' % (var, choice, ' '.join(offered)))
+    return choice
 
 
 def tcp_percent(ram_mb):
@@ -143,7 +155,8 @@ def socket_buffer_max(ram_mb, tcp_pressure_bytes):
     return min(size, tcp_pressure_bytes)
 
 
-def vps_net_sysctls(effective_mb, page_size=4096, congestion_controls=None):
+def vps_net_sysctls(effective_mb, page_size=4096, congestion_controls=None, congestion_control_choice='auto',
+                    var='omr_vps_congestion_control'):
     """{sysctl name: value as `sysctl -n` prints it, single-spaced} for a VPS with
     `effective_mb` MB usable memory."""
     effective_mb = _positive_int(effective_mb, 'effective memory (MB)')
@@ -164,7 +177,7 @@ def vps_net_sysctls(effective_mb, page_size=4096, congestion_controls=None):
         'net.core.somaxconn': str(SOMAXCONN_BIG if effective_mb >= BIG_FROM_MB else SOMAXCONN_SMALL),
     })
     # setting a congestion control the kernel does not have fails the whole sysctl task
-    cc = congestion_control(congestion_controls)
+    cc = congestion_control(congestion_controls, congestion_control_choice, var) if congestion_controls else None
     if cc:
         result['net.ipv4.tcp_congestion_control'] = cc
     return dict(sorted(result.items()))

@@ -71,14 +71,19 @@ def test_no_mptcp_v0_keys_anywhere(host):
     assert ours.stdout.strip() == ""
 
 
-def test_congestion_control_is_loss_based(host, vps):
-    """cubic where the host offers it, else reno; never BBR, which bonds unequal links poorly."""
-    if "net.ipv4.tcp_congestion_control" in vps["omr_vps_sysctl_overrides"]:
-        pytest.skip("overridden")
+ORDERS = {"auto": ("bbr", "cubic", "reno"), "loss": ("cubic", "reno")}
+
+
+def test_congestion_control_is_the_declared_one(host, vps):
+    """omr_vps_congestion_control: auto is bbr, else cubic, else reno; loss is cubic, else reno."""
+    choice = vps["omr_vps_congestion_control"]
+    if "net.ipv4.tcp_congestion_control" in vps["omr_vps_sysctl_overrides"] or choice == "kernel":
+        pytest.skip("overridden or left to the kernel")
     # A container's network namespace may only pick from the allowed list.
     in_container = host.run("systemd-detect-virt --container --quiet").rc == 0
     offered = read_sysctl(host, "net.ipv4.tcp_%s_congestion_control" % ("allowed" if in_container else "available")).split()
-    assert read_sysctl(host, "net.ipv4.tcp_congestion_control") == ("cubic" if "cubic" in offered else "reno")
+    want = [cc for cc in ORDERS.get(choice, (choice,)) if cc in offered][0]
+    assert read_sysctl(host, "net.ipv4.tcp_congestion_control") == want
 
 
 def test_tcp_mem_fits_in_memory(host):

@@ -136,7 +136,16 @@ def expected_facts(ns):
         'limits': ip_limits(ns),
         'endpoints': ip_endpoints(ns),
         'ip_mptcp': True,
+        'congestion_control': proc_congestion(ns),
     }
+
+
+def proc_congestion(ns):
+    """The namespace's congestion controls, read by another process from /proc."""
+    def read(name):
+        return sh('ip', 'netns', 'exec', ns, 'cat', '/proc/sys/net/ipv4/' + name).strip()
+    return {'current': read('tcp_congestion_control'), 'available': read('tcp_available_congestion_control').split(),
+            'allowed': read('tcp_allowed_congestion_control').split()}
 
 
 # ---------------------------------------------------------------- mptcp_info

@@ -19,6 +19,7 @@ def load(path, name):
 
 
 isp = load('lab/files/omr-lab-isp.py', 'omr_lab_isp')
+delay = load('lab/files/omr-lab-delay.py', 'omr_lab_delay')
 hotspot = load('lab/files/omr-lab-hotspot.py', 'omr_lab_hotspot')
 lab_filters = load('lab/filter_plugins/omr_lab.py', 'omr_lab_filters')
 
@@ -48,13 +49,20 @@ def test_isp_without_netem_shapes_with_tbf_and_drops_with_nftables():
     # Removing what an earlier run left may fail; nothing else may.
     assert all(optional == (c[:3] in (['tc', 'qdisc', 'del'], ['ip', 'link', 'del'], ['nft', 'delete', 'table']))
                for c, optional in commands)
-    assert report[-1].startswith('shaping: tbf for rate') and 'delay is not emulated' in report[-1]
+    assert report[-1] == ('shaping: tbf for rate, nftables numgen for loss, the delay line omr-lab-delay for delay'
+                          ' (this kernel has no netem)')
+    assert 'wan3: down 10 Mbit/s, up 2 Mbit/s, loss 1 %, round trip 40 ms' in report
+    assert isp.delay_config(lab_filters.omr_lab_isp_config(WANS, LINKS), netem=False) == {'inet': 'inet', 'links': [
+        {'name': 'wan1', 'subnet': '100.64.1.0/24', 'rtt_ms': 10, 'jitter_ms': 0},
+        {'name': 'wan3', 'subnet': '100.64.3.0/24', 'rtt_ms': 40, 'jitter_ms': 0}]}
 
 
 def test_isp_with_netem_leaves_rate_delay_and_loss_to_it():
     commands, report = isp.plan(lab_filters.omr_lab_isp_config(WANS, LINKS), netem=True)
     argvs = [' '.join(c) for c, _optional in commands]
-    assert 'tc qdisc add dev wan3 root handle 1: netem delay 40ms loss 1% rate 10mbit limit 1000' in argvs
+    # netem delays each direction by half the round trip.
+    assert 'tc qdisc add dev wan3 root handle 1: netem delay 20ms loss 1% rate 10mbit limit 1000' in argvs
+    assert isp.delay_config(lab_filters.omr_lab_isp_config(WANS, LINKS), netem=True)['links'] == []
     assert not any('numgen' in a for a in argvs)
     assert report[-1] == 'shaping: netem (rate, delay and loss)'
 
@@ -89,3 +97,35 @@ def test_every_lab_interface_keeps_its_mac_across_restarts():
     assert len(set(macs)) == len(macs)
     hotspot = [c for c in first["containers"] if c["name"] == "omr-lab-hotspot"][0]
     assert hotspot["networks"][1].startswith("omr-lab-hotspot:interface_name=hotspot,mac=02:")
+
+
+def packet(src, dst, sport, dport, proto=6):
+    header = bytes([0x45, 0, 0, 40, 0, 0, 0, 0, 64, proto, 0, 0]) + bytes(src) + bytes(dst)
+    return header + sport.to_bytes(2, 'big') + dport.to_bytes(2, 'big') + bytes(16)
+
+
+def test_the_delay_line_holds_half_the_round_trip_each_way():
+    line = delay.Line(50, 0)
+    assert line.release_time(packet([10, 0, 0, 1], [10, 0, 0, 2], 1, 2), 100.0) == 100.025
+
+
+def test_with_jitter_a_flow_never_overtakes_itself():
+    draws = iter([1.0, 0.0, 0.5, 0.0])              # +jitter, -jitter, 0, -jitter
+    line = delay.Line(40, 10, rand=lambda: next(draws))
+    a, b = packet([10, 0, 0, 1], [10, 0, 0, 2], 1, 2), packet([10, 0, 0, 1], [10, 0, 0, 2], 3, 4)
+    first = line.release_time(a, 0.0)                # 20 + 5 ms
+    second = line.release_time(a, 0.001)             # would be 1 + 15 ms: held behind the first
+    other = line.release_time(b, 0.001)              # another flow: its own 1 + 20 ms
+    third = line.release_time(a, 0.002)              # 2 + 15 ms: still behind the first
+    assert (round(first, 4), round(second, 4), round(other, 4), round(third, 4)) == (0.025, 0.025, 0.021, 0.025)
+
+
+def test_the_delay_lines_routing_steers_both_directions_and_is_taken_back():
+    config = {'inet': 'inet', 'links': [{'name': 'wan2', 'subnet': '100.64.2.0/24', 'rtt_ms': 45, 'jitter_ms': 5}]}
+    add = [' '.join(c) for c in delay.routing(config, add=True)]
+    assert add == ['ip link set dev dl-wan2 up', 'sysctl -qw net.ipv4.conf.dl-wan2.rp_filter=0',
+                   'ip route replace default dev dl-wan2 table 3000',
+                   'ip rule add iif wan2 lookup 3000 priority 3000',
+                   'ip rule add iif inet to 100.64.2.0/24 lookup 3000 priority 3001']
+    assert [' '.join(c) for c in delay.routing(config, add=False)] == [
+        'ip rule del iif wan2 lookup 3000 priority 3000', 'ip rule del iif inet to 100.64.2.0/24 lookup 3000 priority 3001']

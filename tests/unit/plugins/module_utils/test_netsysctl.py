@@ -69,7 +69,7 @@ def test_plan(mb):
     assert plan['net.core.rmem_max'] == plan['net.core.wmem_max'] == str(buf)
     assert plan['net.ipv4.tcp_rmem'] == plan['net.ipv4.tcp_wmem'] == '4096 131072 %d' % buf
     assert plan['net.core.somaxconn'] == somaxconn
-    assert plan['net.ipv4.tcp_congestion_control'] == 'cubic'
+    assert plan['net.ipv4.tcp_congestion_control'] == 'bbr'
 
 
 def test_1g_tcp_mem_stays_far_below_ram():
@@ -131,19 +131,40 @@ def test_fixed_and_mptcp_keys():
 
 
 @pytest.mark.parametrize('cc, chosen', [
-    (HOST_CC, 'cubic'),              # captured "reno bbr cubic\n"
-    ('reno\tbbr', 'reno'),           # a lab container's allowed list: never bbr
-    (['reno', 'bbr'], 'reno'),
+    (HOST_CC, 'bbr'),                # captured "reno bbr cubic\n"
+    ('reno\tbbr', 'bbr'),            # a lab container's allowed list
     ('reno cubic', 'cubic'),
-    ('bbr', None),
+    ('reno', 'reno'),
     ('', None),
     (None, None),
     ([], None),
     ('bbr2 cubic2', None),
 ])
-def test_loss_based_congestion_control_never_bbr(cc, chosen):
+def test_bbr_then_cubic_then_reno_by_default(cc, chosen):
     plan = n.vps_net_sysctls(1024, congestion_controls=cc)
     assert plan.get('net.ipv4.tcp_congestion_control') == chosen
+
+
+@pytest.mark.parametrize('cc, chosen', [
+    (HOST_CC, 'cubic'),
+    ('reno\tbbr', 'reno'),           # a lab container's allowed list: never bbr
+    (['reno', 'bbr'], 'reno'),
+    ('bbr', None),
+])
+def test_loss_based_never_bbr(cc, chosen):
+    plan = n.vps_net_sysctls(1024, congestion_controls=cc, congestion_control_choice='loss')
+    assert plan.get('net.ipv4.tcp_congestion_control') == chosen
+
+
+def test_a_named_control_must_be_offered():
+    assert n.vps_net_sysctls(1024, congestion_controls='reno bbr', congestion_control_choice='reno')[
+        'net.ipv4.tcp_congestion_control'] == 'reno'
+    assert 'net.ipv4.tcp_congestion_control' not in n.vps_net_sysctls(1024, congestion_controls='reno bbr',
+                                                                         congestion_control_choice='kernel')
+    with pytest.raises(ValueError, match='omr_router_congestion_control cubic is not offered by this host '
+                                         r'\(it offers reno bbr\)'):
+        n.vps_net_sysctls(1024, congestion_controls='reno bbr', congestion_control_choice='cubic',
+                          var='omr_router_congestion_control')
 
 
 @pytest.mark.parametrize('page_size', [4096, 16384, 65536])
@@ -197,6 +218,6 @@ def test_filter_docs_parse():
     import yaml
     doc = yaml.safe_load(filter_plugin.DOCUMENTATION)
     assert doc['name'] == 'vps_net_sysctls'
-    assert set(doc['options']) == {'_input', 'page_size', 'congestion_controls'}
+    assert set(doc['options']) == {'_input', 'page_size', 'congestion_controls', 'congestion_control', 'var'}
     assert yaml.safe_load(filter_plugin.RETURN)['_value']['type'] == 'dict'
     assert os.path.basename(filter_plugin.__file__).startswith('vps_net_sysctls')
