@@ -179,14 +179,15 @@ OMR_TCP = {
 VARIANTS = [
     ("defaults", "kernel defaults (the roles' sysctls off)",
      ["omr_vps_sysctl_enabled=false", "omr_router_sysctl_enabled=false"]),
-    ("roles", "the roles' tuning, as shipped", []),
-    ("loss", "the roles' buffers, a loss-based control (cubic, else reno)",
+    ("roles", "the roles' tuning, as shipped (its buffers, bbr where offered)", []),
+    ("loss", "the roles' buffers, a loss-based control (cubic, else reno; the tuning before 0.2)",
      ["omr_vps_congestion_control=loss", "omr_router_congestion_control=loss"]),
     ("omr", "OMR's TCP settings (bbr, its 16 MB buffers and keys)",
      ['{"omr_vps_sysctl_overrides": %s, "omr_router_sysctl_overrides": %s}' % (json.dumps(OMR_TCP), json.dumps(OMR_TCP))]),
-    ("bbr", "the roles' buffers with BBR",
+    ("bbr", "the roles' buffers with BBR (the same as roles wherever BBR is offered)",
      ["omr_vps_congestion_control=bbr", "omr_router_congestion_control=bbr"]),
 ]
+DEFAULT_VARIANTS = "defaults,roles,loss,omr"
 
 
 def loaded_rtt(speed, seconds=8):
@@ -282,7 +283,7 @@ def scaling():
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--profiles", default="even,mixed,cellular")
-    parser.add_argument("--variants", default=",".join(v[0] for v in VARIANTS),
+    parser.add_argument("--variants", default=DEFAULT_VARIANTS,
                         help="of %s" % ", ".join(v[0] for v in VARIANTS))
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--samples", type=int, default=3, help="speed tests per variant")

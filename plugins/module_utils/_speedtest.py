@@ -50,8 +50,8 @@ def report(wans, single, bonded, direction="download", pings=None, capacity=None
         "sum_capacity_mbps": sum_capacity,
         "efficiency_capacity": (aggregate / sum_capacity) if sum_capacity else None,
     }
-    lines = ["%-8s %-7s %-15s %7s %13s %14s %7s" % ("link", "mode", "address", "rtt ms", "alone Mbit/s", "bytes bonded",
-                                                   "share")]
+    heads = ("link", "mode", "address", "rtt ms", "alone Mbit/s", "bytes bonded", "share")
+    lines = ["%-8s %-7s %-15s %7s %13s %14s %7s" % heads]
     for link in links:
         rtt = "%7.1f" % link["rtt_ms"] if link["rtt_ms"] is not None else "%7s" % "-"
         lines.append("%-8s %-7s %-15s %s %13.1f %14d %6.1f%%" % (

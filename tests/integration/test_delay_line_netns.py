@@ -97,7 +97,7 @@ class DelayLine(object):
 
     def __exit__(self, *exc):
         self.proc.terminate()
-        out, _ = self.proc.communicate(timeout=10)
+        out = self.proc.communicate(timeout=10)[0]
         assert 'stopped:' in out
         # It takes its routing with it.
         assert 'lookup 3000' not in sh('ip', '-n', ISP, 'rule', 'show')
@@ -153,7 +153,7 @@ def test_under_load_the_round_trip_is_the_delay_plus_the_shaping_queue(link, tmp
         thread = threading.Thread(target=lambda: result.update(mbps=download(8)))
         thread.start()
         time.sleep(3)               # past slow start: the tbf queue is at its steady level
-        for _ in range(8):
+        for _sample in range(8):
             queue_ms = backlog_bytes() * 8 / (RATE_MBIT * 1e6) * 1000
             samples.append((ping(count=3, interval='0.1'), queue_ms))
         thread.join()
