@@ -47,10 +47,10 @@ SOMAXCONN_BIG = 16384
 SOMAXCONN_SMALL = 4096
 BIG_FROM_MB = 768
 
-# The congestion control of the subflows. With delay the lab measured BBR ahead (2026-12-02,
-# bench/README.md): a loss-based control falls to the Mathis rate on a delayed link with random
-# loss (3 Mbit/s of 10 at 50 ms and 1 %), which BBR ignores, and it fills the shaping queues.
-# Without delay (0 ms, no real WAN) reno bonded unequal links better; `loss` keeps that choice.
+# The congestion control of the subflows. On delayed links with random loss the lab bonded more
+# with BBR (make bench, 2026-12-03, bench/README.md): a loss-based control falls to the Mathis rate
+# on such a link (reno 1.2 Mbit/s of 10 at 80 ms and 1 %), which BBR ignores, and fills the queues.
+# On clean, unequal links reno bonded more; `loss` keeps that choice for whoever has them.
 PREFERRED_CC = ('bbr', 'cubic', 'reno')
 LOSS_BASED_CC = ('cubic', 'reno')
 CC_CHOICES = ('auto', 'loss', 'kernel')
