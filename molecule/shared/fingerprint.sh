@@ -9,7 +9,13 @@ echo "## units"
 # The roles' own units, whatever they are, and those the VPS role masks.
 units=$(systemctl list-unit-files --no-legend --plain 'omr-*' 2>/dev/null | awk '$1 !~ /@\./ { print $1 }')
 for u in rpcbind.service rpcbind.socket exim4.service $units; do
-  echo "$u $(systemctl is-enabled "$u" 2>/dev/null || true) $(systemctl is-active "$u" 2>/dev/null || true)"
+  enabled=$(systemctl is-enabled "$u" 2>/dev/null || true)
+  # A static unit runs when its timer fires: whether it is active is a moment, not configuration.
+  if [ "$enabled" = static ]; then
+    echo "$u $enabled"
+  else
+    echo "$u $enabled $(systemctl is-active "$u" 2>/dev/null || true)"
+  fi
 done
 systemctl list-units --all --plain --no-legend "omr-router-dhcp@*" 2>/dev/null | awk '{ print $1, $3, $4 }'
 echo "## DHCP leases"; grep -H . /run/omr-router/dhcp/*.env 2>/dev/null
