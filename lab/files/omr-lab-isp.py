@@ -7,7 +7,8 @@ Routes every WAN to the "internet" (the VPS network) and shapes each WAN in both
 from /etc/omr-lab/isp.json, which lab/up.yml writes from the link profile:
 
   {"links": [{"name": "wan1", "subnet": "100.64.1.0/24", "down_mbit": 20, "up_mbit": 20,
-              "loss_pct": 0, "delay_ms": 10, "jitter_ms": 0, "isp_address": null}, ...]}
+              "loss_pct": 0, "delay_ms": 10, "jitter_ms": 0, "isp_address": null}, ...],
+   "routes": [{"network": "203.0.113.0/24", "via": "198.51.100.10"}]}
 
 delay_ms is the round trip the line adds, jitter_ms its spread (plus or minus). Rate: netem where
 the kernel has it, else tbf. Loss: netem, else nftables numgen. Delay: netem (half of it on each
@@ -50,6 +51,10 @@ def plan(config, netem):
                 (['nft', 'add', 'chain', 'inet', 'omr_lab_loss', 'forward',
                   '{ type filter hook forward priority 0; policy accept; }'], False)]
     report = []
+    # Networks beyond a host on the "internet" (the lab's internet host, behind the VPS).
+    for route in config.get('routes') or []:
+        commands.append((['ip', 'route', 'replace', route['network'], 'via', route['via']], False))
+        report.append('route %s via %s' % (route['network'], route['via']))
     for link in config['links']:
         dev = link['name']
         if link.get('isp_address'):

@@ -5,6 +5,7 @@ nothing an operator needs.
 """
 import hashlib
 import ipaddress
+import json
 
 
 def _gateway(subnet):
@@ -61,9 +62,15 @@ def omr_lab_plan(topology, wans, links, transit_links):
         router_nets.append(_attach(net, None, tlink["device"]))
     hotspot = topology["omr_lab_hotspot"]
     networks.append({"name": "omr-lab-hotspot", "ipam": "none"})
+    internet = topology["omr_lab_internet"]
+    networks.append({"name": "omr-lab-beyond", "subnet": internet["subnet"], "gateway": internet["gateway"]})
     containers = [
-        {"name": "omr-lab-vps", "memory": "1g", "networks": [_attach("omr-lab-inet", inet["vps"], "eth0")],
+        {"name": "omr-lab-vps", "memory": "1g", "networks": [_attach("omr-lab-inet", inet["vps"], "eth0"),
+                                                            _attach("omr-lab-beyond", internet["vps"], "beyond")],
          "default_via": inet["isp"]},
+        # A server on the internet that only the VPS routes to: what a LAN client downloads from.
+        {"name": "omr-lab-internet", "networks": [_attach("omr-lab-beyond", internet["host"], "eth0")],
+         "default_via": internet["vps"]},
         {"name": "omr-lab-isp", "networks": isp_nets},
         {"name": "omr-lab-router", "memory": "1g", "networks": router_nets},
         {"name": "omr-lab-client", "networks": [_attach("omr-lab-lan", lan["client"], "eth0")],
@@ -100,9 +107,10 @@ def omr_lab_dhcp_links(wans, links):
     return out
 
 
-def omr_lab_isp_config(wans, links):
+def omr_lab_isp_config(wans, links, internet=None):
     """lab/files/omr-lab-isp.py's configuration: one line per WAN the ISP serves (not those
-    behind the WiFi bridge), with the ISP's own address on the DHCP ones."""
+    behind the WiFi bridge), with the ISP's own address on the DHCP ones, and the route to the
+    internet host's network through the VPS."""
     dhcp = dict((d["name"], d["isp"]) for d in omr_lab_dhcp_links(wans, links))
     out = []
     for wan in wans:
@@ -112,10 +120,53 @@ def omr_lab_isp_config(wans, links):
         out.append({"name": wan["name"], "subnet": link["subnet"], "down_mbit": link["down_mbit"],
                     "up_mbit": link["up_mbit"], "loss_pct": link.get("loss_pct", 0), "delay_ms": link.get("delay_ms", 0),
                     "jitter_ms": link.get("jitter_ms", 0), "isp_address": dhcp.get(wan["name"])})
-    return {"links": out}
+    routes = [{"network": internet["subnet"], "via": internet["via"]}] if internet else []
+    return {"links": out, "routes": routes}
+
+
+def omr_lab_lan_report(wans, before, after, fetch, expected_sha256, speedtest=None):
+    """The LAN client's download (lab/tasks/lan_download.yml): omr-lab-fetch's JSON, the WANs'
+    rx_bytes before and after, the file's sha256, and the speed test's links alone.
+
+    Each WAN's share is of the bytes all WANs received; `fair` is its share of the links'
+    rates alone, so `share / fair` says how much of its part a WAN carried."""
+    result = json.loads(fetch) if isinstance(fetch, str) and fetch.strip() else {"error": "no output", "bytes": 0, "mbps": 0.0}
+    deltas = [int(a) - int(b) for a, b in zip(after, before)]
+    total = sum(deltas) or 1
+    single = {}
+    for link in (speedtest or {}).get("links", []):
+        single[link["name"]] = link.get("single_mbps") or 0.0
+    sum_single = sum(single.get(w["name"], 0.0) for w in wans)
+    out_wans = []
+    for wan, delta in zip(wans, deltas):
+        fair = single.get(wan["name"], 0.0) / sum_single if sum_single else None
+        out_wans.append({"name": wan["name"], "device": wan["device"], "multipath": wan["multipath"], "bytes": delta,
+                         "share": round(delta / total, 3), "fair": round(fair, 3) if fair is not None else None,
+                         "single_mbps": single.get(wan["name"])})
+    mbps = float(result.get("mbps") or 0.0)
+    report = {"bytes": int(result.get("bytes") or 0), "mbps": mbps, "seconds": result.get("seconds"),
+              "error": result.get("error"), "sha256": result.get("sha256"),
+              "intact": result.get("sha256") == expected_sha256 and not result.get("error"),
+              "wans": out_wans, "sum_single_mbps": round(sum_single, 2),
+              "efficiency": round(mbps / sum_single, 3) if sum_single else None}
+    lines = ["LAN client download from the internet host (receiver-counted, %s)"
+             % ("intact" if report["intact"] else "NOT intact: %s" % (report["error"] or "sha256 differs"))]
+    for w in out_wans:
+        alone = " (alone %.1f Mbit/s)" % w["single_mbps"] if w["single_mbps"] is not None else ""
+        lines.append("  %-6s %-6s %10d bytes  %5.1f %%%s" % (w["name"], w["multipath"], w["bytes"], 100 * w["share"], alone))
+    eff = " = %.3f of the links alone (%.1f Mbit/s)" % (report["efficiency"], sum_single) if sum_single else ""
+    lines.append("  %d bytes at %.1f Mbit/s%s" % (report["bytes"], mbps, eff))
+    # A WAN carried its part when it got at least half of its share of the links' rates.
+    report["below_half"] = [w["name"] for w in out_wans if w["fair"] is None or w["share"] < 0.5 * w["fair"]]
+    report["max_share"] = max([w["share"] for w in out_wans] or [0.0])
+    report["bonded"] = len(out_wans) >= 2 and not report["below_half"]
+    lines.append("  %s" % ("bonded: every WAN carried at least half its part" if report["bonded"]
+                           else "not bonded: %s below half their part" % ", ".join(report["below_half"])))
+    report["table"] = lines
+    return report
 
 
 class FilterModule(object):
     def filters(self):
         return {"omr_lab_plan": omr_lab_plan, "omr_lab_dhcp_links": omr_lab_dhcp_links,
-                "omr_lab_isp_config": omr_lab_isp_config}
+                "omr_lab_isp_config": omr_lab_isp_config, "omr_lab_lan_report": omr_lab_lan_report}

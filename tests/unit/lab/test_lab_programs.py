@@ -87,7 +87,9 @@ def test_every_lab_interface_keeps_its_mac_across_restarts():
                 "omr_lab_lan": {"subnet": "192.168.100.0/24", "gateway": "192.168.100.253", "router": "192.168.100.1",
                                 "client": "192.168.100.100"},
                 "omr_lab_image": "localhost/omr-lab/debian:12",
-                "omr_lab_hotspot": {"public": "198.51.100.20", "transit_link": "wifi1"}}
+                "omr_lab_hotspot": {"public": "198.51.100.20", "transit_link": "wifi1"},
+                "omr_lab_internet": {"subnet": "203.0.113.0/24", "gateway": "203.0.113.253", "vps": "203.0.113.1",
+                                     "host": "203.0.113.10"}}
     links = [{"name": "wifi1", "device": "transit"}]
     first = lab_filters.omr_lab_plan(topology, WANS[:2], LINKS, links)
     again = lab_filters.omr_lab_plan(topology, WANS[:2], LINKS, links)
@@ -129,3 +131,33 @@ def test_the_delay_lines_routing_steers_both_directions_and_is_taken_back():
                    'ip rule add iif inet to 100.64.2.0/24 lookup 3000 priority 3001']
     assert [' '.join(c) for c in delay.routing(config, add=False)] == [
         'ip rule del iif wan2 lookup 3000 priority 3000', 'ip rule del iif inet to 100.64.2.0/24 lookup 3000 priority 3001']
+
+
+LAN_WANS = [{"name": "wan1", "device": "wan1", "multipath": "master"}, {"name": "wan2", "device": "wan2", "multipath": "on"},
+            {"name": "wifi", "device": "transit", "multipath": "on"}]
+SPEEDTEST = {"links": [{"name": "wan1", "single_mbps": 19.2}, {"name": "wan2", "single_mbps": 19.2},
+                       {"name": "wifi", "single_mbps": 9.6}]}
+# omr-lab-fetch's output and the router's rx_bytes of a `make demo` run (2026-12-03).
+FETCH = ('{"bytes": 50331648, "error": null, "mbps": 35.1, "seconds": 11.46, "sha256": "ab", '
+         '"url": "http://203.0.113.10:80/lan-48m.bin"}')
+
+
+def test_a_bonded_lan_download_is_reported_with_each_wans_part():
+    report = lab_filters.omr_lab_lan_report(LAN_WANS, ["100", "200", "300"], ["20573837", "19998568", "10762952"],
+                                            FETCH, "ab", SPEEDTEST)
+    assert report["intact"] and report["bonded"] and report["below_half"] == []
+    assert [w["share"] for w in report["wans"]] == [0.401, 0.39, 0.21]
+    assert [w["fair"] for w in report["wans"]] == [0.4, 0.4, 0.2]
+    assert report["efficiency"] == round(35.1 / 48.0, 3)
+    assert report["table"][-1] == "  bonded: every WAN carried at least half its part"
+
+
+def test_one_wan_carrying_everything_is_not_bonded_and_a_bad_checksum_not_intact():
+    report = lab_filters.omr_lab_lan_report(LAN_WANS, ["0", "0", "0"], ["50000000", "90000", "1000"], FETCH, "cd", SPEEDTEST)
+    assert not report["intact"] and not report["bonded"] and report["below_half"] == ["wan2", "wifi"]
+    assert report["max_share"] >= 0.95
+
+
+def test_a_failed_download_is_reported_not_raised():
+    report = lab_filters.omr_lab_lan_report(LAN_WANS[:1], ["0"], ["0"], "", "ab", None)
+    assert not report["intact"] and report["efficiency"] is None and not report["bonded"]
