@@ -28,7 +28,8 @@ BENCH_ARGS   ?=
         molecule test fast demo demo-down clean lab-inventory docs
 
 help:
-	@echo "make demo       bring up the lab (PROFILE=wifi|even|mixed), converge it with site.yml, verify, speed test"
+	@echo "make demo       bring up the lab (PROFILE=wifi|even|mixed), converge it with site.yml, verify, speed test,"
+	@echo "                and a LAN client's download from the internet host, bonded through the proxy"
 	@echo "make demo-down  remove the lab containers"
 	@echo "make test       everything CI runs: lint, sanity, unit, integration, molecule"
 	@echo "make fast       the quick tier: lint and unit tests (a couple of minutes)"
@@ -113,7 +114,7 @@ lab-inventory:
 demo: setup lab-inventory
 	$(BIN)/ansible-playbook $(LAB) lab/up.yml
 	$(BIN)/ansible-playbook $(LAB) site.yml
-	$(BIN)/ansible-playbook $(LAB) playbooks/speedtest.yml
+	$(BIN)/ansible-playbook $(LAB) playbooks/speedtest.yml lab/lan.yml
 
 demo-down: venv collection lab-inventory
 	$(BIN)/ansible-playbook $(LAB) lab/down.yml

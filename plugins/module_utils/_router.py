@@ -29,6 +29,7 @@ except ImportError:  # Python < 3.8 has no TypedDict; the shapes are documentati
     TypedDict = None
 
 from ansible_collections.omr.deploy.plugins.module_utils._mptcp import LIMIT_MAX, validate_limits
+from ansible_collections.omr.deploy.plugins.module_utils._proxy import ProxyError, bypass_networks, check_proxy
 from ansible_collections.omr.deploy.plugins.module_utils._router_runtime import (
     LEASE_DIR, resolve_plan, strip_leases, wan_endpoint)
 from ansible_collections.omr.deploy.plugins.module_utils._transit import (
@@ -50,6 +51,10 @@ QUALITY_KEYS = ("max_loss_pct", "max_rtt_ms", "interval", "count")
 QUALITY_DEFAULTS = {"interval": 30, "count": 5}
 # OMR's router UCI defaults since 2024-11 (mptcp-defaults, commit 77f1deb1): 8 and 8.
 DEFAULT_LIMITS = {"subflows": 8, "add_addr_accepted": 8}
+PROXY_FALLBACKS = ("nat", "closed")
+# OMR's own ports on the VPS (omr.deploy.vps's list): the router's proxy port may be 65101 only.
+OMR_VPS_PORTS = [443, 65001, 65222, 65279, 65280, 65301, 65311, 65312, 65390, 65400, 65401, 65443, 65500,
+                 [65201, 65208], [65228, 65231], [65248, 65252], [65351, 65358]]
 
 if TypedDict is not None:
     class Endpoint(TypedDict, total=False):
@@ -118,6 +123,19 @@ if TypedDict is not None:
         source: str                 # the LAN network
         devices: List[str]          # masqueraded out of these (every WAN's device)
 
+    class ProxyPlan(TypedDict):
+        """The LAN's TCP into ss-redir, which carries it to the VPS over MPTCP (no key: that
+        stays in the unit's 0600 configuration)."""
+        enabled: bool
+        unit: str                   # shadowsocks-libev-redir@<name>.service
+        server: str                 # the VPS
+        port: int
+        method: str
+        local_port: int             # ss-redir's, the redirect's target
+        lan_device: str
+        fallback: str               # nat: plain NAT while the proxy is down; closed: refused
+        bypass: List[str]           # never proxied (the WANs' networks are added on the router)
+
     class RouterPlan(TypedDict):
         version: int
         backend: str
@@ -133,6 +151,7 @@ if TypedDict is not None:
         dhcp: Dict[str, object]     # devices, lease_dir, timeout
         quality: Dict[str, object]  # wans (names), interval (the shortest), vps
         pending: List[str]          # DHCP WANs without a lease
+        proxy: ProxyPlan
 
 
 class RouterPlanError(ValueError):
@@ -428,6 +447,34 @@ def _static_reserved(lan, vps, wans, links, peers):
     return reserved
 
 
+def _proxy(proxy, vps):
+    """The proxy's settings (omr_router_proxy_*), checked without the key (the role checks that)."""
+    proxy = proxy or {}
+    if not isinstance(proxy, dict):
+        raise RouterPlanError("the router's proxy settings must be a dict, got %r" % (proxy,))
+    enabled = proxy.get("enabled", False)
+    if not isinstance(enabled, bool):
+        raise RouterPlanError("omr_router_proxy_enabled must be true or false, got %r" % (enabled,))
+    if not enabled:
+        return {"enabled": False}
+    fallback = proxy.get("fallback", "nat")
+    if fallback not in PROXY_FALLBACKS:
+        raise RouterPlanError("omr_router_proxy_fallback %r is not one of %s" % (fallback, ", ".join(PROXY_FALLBACKS)))
+    name = str(proxy.get("name") or "omr")
+    if not name.replace("-", "").replace("_", "").isalnum():
+        raise RouterPlanError("omr_router_proxy_name %r must be letters, digits, - and _" % (name,))
+    try:
+        checked = check_proxy({"port": proxy.get("port", 65101), "method": proxy.get("method", "chacha20-ietf-poly1305"),
+                               "local_port": proxy.get("local_port", 1100)}, "omr_router_proxy",
+                              taken={"omr_router_vps.speedtest_port": vps["speedtest_port"]},
+                              reserved=OMR_VPS_PORTS, own_port=65101)
+        bypass = bypass_networks([vps["address"]], [], proxy.get("bypass") or [])
+    except ProxyError as exc:
+        raise RouterPlanError(str(exc))
+    return {"enabled": True, "name": name, "port": checked["port"], "method": checked["method"],
+            "local_port": checked["local_port"], "fallback": fallback, "bypass": bypass}
+
+
 def _config(config):
     """The settings the plan is made from, checked; raises RouterPlanError naming the variable."""
     if not isinstance(config, dict):
@@ -451,13 +498,15 @@ def _config(config):
     lan_nat = config.get("lan_nat", True)
     if not isinstance(lan_nat, bool):
         raise RouterPlanError("omr_router_lan_nat must be true or false, got %r" % (lan_nat,))
+    vps = _vps(config.get("vps"))
     return {
         "backend": backend,
+        "proxy": _proxy(config.get("proxy"), vps),
         "wans": [dict(w, multipath=_mode(w.get("multipath"))) if isinstance(w, dict) else w
                  for w in config.get("wans") or []],
         "lan": config.get("lan"),
         "lan_nat": lan_nat,
-        "vps": _vps(config.get("vps")),
+        "vps": vps,
         "transit_pool": config.get("transit_pool") or DEFAULT_POOL,
         "transit_links": links,
         "limits": _limits(config.get("limits")),
@@ -496,6 +545,14 @@ def _saved_allocation(saved):
     if isinstance(saved.get("allocations"), dict):
         return dict(saved["allocations"])
     return {}
+
+
+def _proxy_plan(proxy, vps, lan):
+    if not proxy["enabled"]:
+        return {"enabled": False}
+    return {"enabled": True, "unit": "shadowsocks-libev-redir@%s.service" % proxy["name"], "server": vps["address"],
+            "port": proxy["port"], "method": proxy["method"], "local_port": proxy["local_port"],
+            "lan_device": lan["device"], "fallback": proxy["fallback"], "bypass": proxy["bypass"]}
 
 
 def plan_router(config, state=None, peers=None):
@@ -546,6 +603,7 @@ def plan_router(config, state=None, peers=None):
         "quality": {"wans": [w["name"] for w in quality_wans],
                     "interval": min(w["quality"]["interval"] for w in quality_wans) if quality_wans else None},
         "pending": [],
+        "proxy": _proxy_plan(cfg["proxy"], cfg["vps"], lan),
     }
     plan = resolve_plan(plan, leases)
     plan["pending"] = [w["name"] for w in plan["wans"] if w["pending"]]

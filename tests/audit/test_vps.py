@@ -153,3 +153,25 @@ def test_ssh_untouched(host):
     for unit in ("ssh.service", "sshd.service"):
         state = host.run("systemctl show -p LoadState --value %s" % unit).stdout.strip()
         assert state != "masked", unit + " must never be masked"
+
+
+def test_firewall_is_loaded_and_comes_back_after_reboot(host, vps):
+    """omr_vps_firewall_enabled: its own table, loaded by an enabled unit (so after a reboot too),
+    dropping by default on the input hook only, with SSH open."""
+    if not vps["omr_vps_firewall_enabled"]:
+        pytest.skip("omr_vps_firewall_enabled is false")
+    if host.file("/etc/shorewall").is_directory:
+        pytest.skip("left to OMR's shorewall")
+    assert host.service("omr-vps-firewall").is_enabled
+    table = host.run("nft list table inet omr_vps_firewall")
+    assert table.rc == 0, "table inet omr_vps_firewall is not loaded: " + table.stderr
+    assert "hook input priority filter; policy drop;" in table.stdout
+    assert "hook forward" not in table.stdout and "hook output" not in table.stdout
+    ssh = vps["omr_vps_firewall_ssh_ports"]
+    for port in ssh if isinstance(ssh, list) else []:
+        assert re.search(r"^\s*tcp dport %d accept" % int(port), table.stdout, re.M), "SSH port %s is not open" % port
+    assert 'comment "ssh' in table.stdout, "no SSH port is open"
+    if vps.get("omr_vps_proxy_enabled"):
+        for proto in ("tcp", "udp"):
+            assert re.search(r"^\s*%s dport %d accept" % (proto, int(vps["omr_vps_proxy_port"])), table.stdout, re.M)
+    assert "flush ruleset" not in host.file("/etc/omr-vps/firewall.nft").content_string

@@ -14,6 +14,8 @@ compares them with the live state (`ip -j`, `ip mptcp`) and fixes what differs.
   omr-router-net quality           ping the VPS from each WAN with thresholds and make its endpoint
                                    a backup while the path is poor (omr-router-quality.timer)
   omr-router-net show              the plan with the current leases, as JSON
+  omr-router-net proxy up|down     the LAN's TCP into the proxy, or (down, fallback nat) out by plain
+                                   NAT again; run by the proxy unit as it starts and stops
 
 --mptcp adds the MPTCP limits and one endpoint per WAN with an address (all others removed).
 """
@@ -32,11 +34,13 @@ sys.dont_write_bytecode = True
 sys.path.insert(1, os.path.join(os.path.dirname(os.path.realpath(__file__)), '..', '..', '..', 'plugins', 'module_utils'))
 import _host  # noqa: E402  pylint: disable=wrong-import-position
 import _mptcp  # noqa: E402  pylint: disable=wrong-import-position
+import _proxy  # noqa: E402  pylint: disable=wrong-import-position
 import _router_runtime as runtime  # noqa: E402  pylint: disable=wrong-import-position
 
 PLAN = '/etc/omr-router/plan.json'
 QUALITY_STATE = '/run/omr-router-quality'
 NAT_TABLE = ('ip', 'omr_router')
+PROXY_TABLE = ('ip', 'omr_router_proxy')
 
 
 def load_plan(path):
@@ -89,6 +93,50 @@ def nat_body(plan):
             '  }\n' % (devices, nat['source']))
 
 
+def proxy_body(plan):
+    """The redirect of the LAN's TCP into ss-redir, past OMR's bypass and the WANs' own networks
+    (as OMR's ss-rules), or None without a proxy. ss-redir reads the original destination."""
+    proxy = plan.get('proxy') or {}
+    if not proxy.get('enabled'):
+        return None
+    bypass = _proxy.bypass_networks([], [w['network'] for w in plan['wans']], proxy['bypass'])
+    return ('  set bypass {\n'
+            '    type ipv4_addr; flags interval;\n'
+            '    elements = { %s }\n'
+            '  }\n'
+            '  chain prerouting {\n'
+            '    type nat hook prerouting priority dstnat + 1; policy accept;\n'
+            '    iifname "%s" ip daddr @bypass return\n'
+            '    iifname "%s" meta l4proto tcp redirect to :%d\n'
+            '  }\n' % (', '.join(bypass), proxy['lan_device'], proxy['lan_device'], proxy['local_port']))
+
+
+def proxy_unit_state(host, unit):
+    """'up' while the proxy runs or is running its start-post step (which adds the redirect),
+    'down' otherwise, including between a crash and systemd's restart."""
+    _rc, out, _err = host.run(['systemctl', 'show', '--property=ActiveState', '--property=SubState', unit], check=False)
+    props = dict(line.split('=', 1) for line in out.splitlines() if '=' in line)
+    active, sub = props.get('ActiveState'), props.get('SubState')
+    return 'up' if active in ('active', 'reloading') or (active == 'activating' and sub == 'start-post') else 'down'
+
+
+def proxy_wanted(host, plan, unit_state=None):
+    """Whether the redirect belongs in place: with the proxy running, or while it is down and
+    the fallback is `closed` (LAN TCP is then refused, not sent out unproxied). unit_state:
+    'up' or 'down' when the unit says so itself, else systemd is asked."""
+    proxy = plan.get('proxy') or {}
+    if not proxy.get('enabled'):
+        return False
+    if unit_state is None:
+        unit_state = proxy_unit_state(host, proxy['unit'])
+    return unit_state == 'up' or proxy['fallback'] == 'closed'
+
+
+def proxy_fixes(host, plan, unit_state=None):
+    body = proxy_body(plan) if proxy_wanted(host, plan, unit_state) else None
+    return _host.want_nft_table(host, PROXY_TABLE[0], PROXY_TABLE[1], body, 'LAN TCP into the proxy')
+
+
 def network_fixes(host, plan, state, out=sys.stdout):
     """Fixes for forwarding, transit addresses, each WAN's table, rule and default route, the
     LAN and its NAT. `plan` has the DHCP WANs resolved against their leases."""
@@ -121,6 +169,7 @@ def network_fixes(host, plan, state, out=sys.stdout):
     fixes += _host.want_link_up(state, lan['device'])
     fixes += _host.want_address(state, lan['device'], lan['cidr'], label='LAN address')
     fixes += _host.want_nft_table(host, NAT_TABLE[0], NAT_TABLE[1], nat_body(plan), 'LAN NAT')
+    fixes += proxy_fixes(host, plan)
     return fixes
 
 
@@ -272,9 +321,10 @@ def main(argv=None, host=None, env=None):
     lease.add_argument('reason')
     sub.add_parser('quality')
     sub.add_parser('show')
+    sub.add_parser('proxy').add_argument('state', choices=('up', 'down'))
     args = parser.parse_args(argv)
     if not args.command:
-        parser.error('a command is required (check, apply, boot, lease, quality, show)')
+        parser.error('a command is required (check, apply, boot, lease, quality, show, proxy)')
     host = host or _host.Host()
     try:
         if args.command == 'lease':
@@ -282,7 +332,7 @@ def main(argv=None, host=None, env=None):
             plan = load_plan(args.plan) if args.plan == '-' or os.path.exists(args.plan) else None
             return on_lease(host, plan, args.device, args.reason, os.environ if env is None else env, args.lease_dir)
         plan = load_plan(args.plan)
-        exclusive = args.command in ('apply', 'boot')
+        exclusive = args.command in ('apply', 'boot', 'proxy')
         with Leases(args.lease_dir, exclusive=exclusive) as held:
             leases = held.read(plan)
             if args.command == 'show':
@@ -291,6 +341,9 @@ def main(argv=None, host=None, env=None):
                 return 0
             if args.command == 'quality':
                 return quality(host, plan, leases)
+            if args.command == 'proxy':
+                _host.apply_fixes(host, proxy_fixes(host, runtime.resolve_plan(plan, leases), args.state))
+                return 0
             mptcp = args.command == 'boot' or args.mptcp
             found = converge(host, plan, leases, mptcp, apply=args.command != 'check')
             return _host.DRIFT if args.command == 'check' and found else 0

@@ -236,3 +236,67 @@ def test_check_exits_3_on_a_difference(tmp_path, monkeypatch):
     assert host.ran == []
     monkeypatch.setattr('sys.stdin', io.StringIO(json.dumps(PLAN)))
     assert net.main(['--plan', '-', '--lease-dir', str(tmp_path), 'check'], host=captured_host('router/fresh')) == 3
+
+
+# ---------------------------------------------------------------------------
+# The proxy's redirect follows the proxy unit (ExecStartPost/ExecStopPost run `proxy up|down`).
+# ---------------------------------------------------------------------------
+
+PROXY = {'enabled': True, 'unit': 'shadowsocks-libev-redir@omr.service', 'server': '198.51.100.10', 'port': 65101,
+         'method': 'chacha20-ietf-poly1305', 'local_port': 1100, 'lan_device': 'lan', 'fallback': 'nat',
+         'bypass': ['10.0.0.0/8', '100.64.0.0/10', '172.16.0.0/12', '192.168.0.0/16', '198.51.100.10/32']}
+SHOW = ('systemctl', 'show', '--property=ActiveState', '--property=SubState', PROXY['unit'])
+
+
+def proxy_plan(**change):
+    return dict(net.runtime.resolve_plan(PLAN, {'wan2': LEASE}), proxy=dict(PROXY, **change))
+
+
+def proxy_host(state, table=None):
+    answers = {SHOW: 'ActiveState=%s\nSubState=%s\n' % state,
+               ('nft', 'list', 'table', 'ip', 'omr_router_proxy'): (0, table) if table else (1, '')}
+    return captured_host('router/configured', answers)
+
+
+def test_a_running_proxy_gets_the_lan_redirect_past_the_bypass():
+    host = proxy_host(('active', 'running'))
+    fixes = net.proxy_fixes(host, proxy_plan())
+    assert [f.description for f in fixes] == ['LAN TCP into the proxy']
+    (argv, text), = fixes[0].commands
+    assert argv == ['nft', '-f', '-']
+    assert 'iifname "lan" ip daddr @bypass return' in text
+    assert 'iifname "lan" meta l4proto tcp redirect to :1100' in text
+    assert 'priority dstnat + 1' in text and '198.51.100.10' in text
+
+
+def test_start_post_counts_as_up_and_a_pending_restart_as_down():
+    assert net.proxy_unit_state(proxy_host(('activating', 'start-post')), PROXY['unit']) == 'up'
+    assert net.proxy_unit_state(proxy_host(('activating', 'auto-restart')), PROXY['unit']) == 'down'
+    assert net.proxy_unit_state(proxy_host(('deactivating', 'stop-post')), PROXY['unit']) == 'down'
+
+
+def test_a_stopped_proxy_with_fallback_nat_loses_its_redirect():
+    host = proxy_host(('inactive', 'dead'), table='table ip omr_router_proxy {\n}\n')
+    fixes = net.proxy_fixes(host, proxy_plan())
+    assert [f.description for f in fixes] == ['LAN TCP into the proxy (removed)']
+    assert fixes[0].commands == [['nft', 'delete', 'table', 'ip', 'omr_router_proxy']]
+
+
+def test_a_stopped_proxy_with_fallback_closed_keeps_it_so_lan_tcp_is_refused():
+    host = proxy_host(('failed', 'failed'))
+    assert [f.description for f in net.proxy_fixes(host, proxy_plan(fallback='closed'))] == ['LAN TCP into the proxy']
+
+
+def test_the_unit_says_its_own_state_to_the_proxy_command():
+    host = proxy_host(('activating', 'auto-restart'))
+    assert net.proxy_fixes(host, proxy_plan(), 'up')[0].description == 'LAN TCP into the proxy'
+    host = proxy_host(('active', 'running'), table='x')
+    assert net.proxy_fixes(host, proxy_plan(), 'down')[0].description == 'LAN TCP into the proxy (removed)'
+
+
+def test_the_wan_networks_join_the_bypass():
+    # A WAN with a public address: traffic to its own network must not go into the proxy.
+    plan = proxy_plan(bypass=[])
+    plan['wans'] = [dict(plan['wans'][0], network='192.0.2.0/24')] + plan['wans'][1:]
+    assert '192.0.2.0/24' in net.proxy_body(plan)
+    assert '192.0.2.0/24' not in net.proxy_body(proxy_plan(bypass=[]))

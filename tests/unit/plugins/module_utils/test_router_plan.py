@@ -194,3 +194,31 @@ def test_a_lease_file_written_by_0_1_reads_the_same(tmp_path):
     (tmp_path / "wan2.env").write_text("ADDRESS=100.64.2.134\nPREFIX=24\nGATEWAY=100.64.2.254\nNETWORK=100.64.2.0/24\n")
     (tmp_path / "wwan0.env").write_text("ADDRESS=10.0.0.5\n")
     assert runtime.read_leases(["wan2", "wwan0", "eth9"], str(tmp_path)) == {"wan2": LEASE}
+
+
+PROXY = {"enabled": True, "name": "omr", "port": "65101", "method": "chacha20-ietf-poly1305", "local_port": "1100",
+         "fallback": "nat", "bypass": []}
+
+
+def test_the_proxy_is_planned_without_a_key():
+    planned = plan(dict(CONFIG, proxy=PROXY))["proxy"]
+    assert planned == {"enabled": True, "unit": "shadowsocks-libev-redir@omr.service", "server": "198.51.100.10",
+                       "port": 65101, "method": "chacha20-ietf-poly1305", "local_port": 1100, "lan_device": "lan",
+                       "fallback": "nat", "bypass": planned["bypass"]}
+    assert "198.51.100.10/32" in planned["bypass"] and "172.16.0.0/12" in planned["bypass"]
+    assert plan(CONFIG)["proxy"] == {"enabled": False}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"fallback": "open"}, "omr_router_proxy_fallback 'open' is not one of nat, closed"),
+    ({"port": 65432}, "omr_router_proxy_port 65432 is already used by omr_router_vps.speedtest_port"),
+    ({"port": 8388}, "omr_router_proxy_port 8388 is outside 65000-65535"),
+    ({"port": 65500}, "omr_router_proxy_port 65500 is one of OMR's own ports"),
+    ({"method": "bf-cfb"}, "omr_router_proxy_method 'bf-cfb' is not a cipher"),
+    ({"bypass": ["192.0.2.0/24", "lan"]}, "omr_router_proxy_bypass[1] 'lan' is not an IPv4 network"),
+    ({"enabled": "yes"}, "omr_router_proxy_enabled must be true or false"),
+])
+def test_bad_proxy_settings_are_refused_before_the_host_is_read(change, message):
+    with pytest.raises(RouterPlanError) as info:
+        check_config(dict(CONFIG, proxy=dict(PROXY, **change)))
+    assert message in str(info.value)
