@@ -65,8 +65,9 @@ def omr_lab_plan(topology, wans, links, transit_links):
     internet = topology["omr_lab_internet"]
     networks.append({"name": "omr-lab-beyond", "subnet": internet["subnet"], "gateway": internet["gateway"]})
     containers = [
-        {"name": "omr-lab-vps", "memory": "1g", "networks": [_attach("omr-lab-inet", inet["vps"], "eth0"),
-                                                            _attach("omr-lab-beyond", internet["vps"], "beyond")],
+        {"name": "omr-lab-vps", "memory": "1g",
+         "networks": [_attach("omr-lab-inet", inet["vps"], "eth0"),
+                      _attach("omr-lab-beyond", internet["vps"], "beyond")],
          "default_via": inet["isp"]},
         # A server on the internet that only the VPS routes to: what a LAN client downloads from.
         {"name": "omr-lab-internet", "networks": [_attach("omr-lab-beyond", internet["host"], "eth0")],
