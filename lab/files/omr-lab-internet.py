@@ -6,7 +6,7 @@
 Serves the files of a directory over HTTP (what a LAN client downloads) and echoes UDP
 datagrams back to their sender (what the VPN must carry):
 
-  omr-lab-internet --listen 203.0.113.10 --http-port 80 --udp-port 7 --directory /srv/omr-lab
+  omr-lab-internet --listen 198.18.0.10 --http-port 80 --udp-port 7 --directory /srv/omr-lab
 """
 
 from __future__ import absolute_import, division, print_function

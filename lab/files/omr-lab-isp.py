@@ -8,7 +8,7 @@ from /etc/omr-lab/isp.json, which lab/up.yml writes from the link profile:
 
   {"links": [{"name": "wan1", "subnet": "100.64.1.0/24", "down_mbit": 20, "up_mbit": 20,
               "loss_pct": 0, "delay_ms": 10, "jitter_ms": 0, "isp_address": null}, ...],
-   "routes": [{"network": "203.0.113.0/24", "via": "198.51.100.10"}]}
+   "routes": [{"network": "198.18.0.0/24", "via": "198.51.100.10"}]}
 
 delay_ms is the round trip the line adds, jitter_ms its spread (plus or minus). Rate: netem where
 the kernel has it, else tbf. Loss: netem, else nftables numgen. Delay: netem (half of it on each

@@ -88,8 +88,8 @@ def test_every_lab_interface_keeps_its_mac_across_restarts():
                                 "client": "192.168.100.100"},
                 "omr_lab_image": "localhost/omr-lab/debian:12",
                 "omr_lab_hotspot": {"public": "198.51.100.20", "transit_link": "wifi1"},
-                "omr_lab_internet": {"subnet": "203.0.113.0/24", "gateway": "203.0.113.253", "vps": "203.0.113.1",
-                                     "host": "203.0.113.10"}}
+                "omr_lab_internet": {"subnet": "198.18.0.0/24", "gateway": "198.18.0.253", "vps": "198.18.0.1",
+                                     "host": "198.18.0.10"}}
     links = [{"name": "wifi1", "device": "transit"}]
     first = lab_filters.omr_lab_plan(topology, WANS[:2], LINKS, links)
     again = lab_filters.omr_lab_plan(topology, WANS[:2], LINKS, links)
@@ -139,7 +139,7 @@ SPEEDTEST = {"links": [{"name": "wan1", "single_mbps": 19.2}, {"name": "wan2", "
                        {"name": "wifi", "single_mbps": 9.6}]}
 # omr-lab-fetch's output and the router's rx_bytes of a `make demo` run (2026-12-03).
 FETCH = ('{"bytes": 50331648, "error": null, "mbps": 35.1, "seconds": 11.46, "sha256": "ab", '
-         '"url": "http://203.0.113.10:80/lan-48m.bin"}')
+         '"url": "http://198.18.0.10:80/lan-48m.bin"}')
 
 
 def test_a_bonded_lan_download_is_reported_with_each_wans_part():
