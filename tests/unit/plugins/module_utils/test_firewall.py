@@ -225,10 +225,10 @@ def test_the_template_renders_the_plan():
     # errors about the VPS's own connections (related) are never limited.
     drop4 = ('meta l4proto icmp ct state != related update @icmp_sources4 { ip saddr limit rate over 5/second '
              'burst 9 packets } drop comment "ICMP above the rate"')
-    drop6 = ('meta l4proto ipv6-icmp ct state != related update @icmp_sources6 { ip6 saddr limit rate over 5/second '
+    drop6 = ('meta l4proto 58 ct state != related update @icmp_sources6 { ip6 saddr limit rate over 5/second '
              'burst 9 packets } drop comment "ICMPv6 above the rate"')
     assert lines.index(nd) < lines.index(drop4) < lines.index(drop6) < lines.index('ct state established,related accept')
-    assert lines.index('ct state invalid drop') < lines.index('meta l4proto { icmp, ipv6-icmp } accept comment "ICMP"')
+    assert lines.index('ct state invalid drop') < lines.index('meta l4proto { 1, 58 } accept comment "ICMP"')
     assert 'ip saddr { 192.0.2.0/24 } tcp dport 8443 accept comment "admin"' in lines
     assert 'ip6 saddr { 2001:db8::/32 } tcp dport 8443 accept comment "admin"' in lines
     assert 'ip saddr { 100.64.0.0/16, 198.51.100.20/32 } tcp dport 65432 accept comment "speed test"' in lines
