@@ -8,7 +8,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 export CONTAINERS_CONF
 # The recipe is this script plus the package list: its hash labels the image.
 packages=$(grep -v '^#' "$here/packages.txt" | xargs | tr ' ' ',')
-recipe=$( (cat "$0" "$here/packages.txt"; echo "$suite") | sha256sum | cut -c1-16)
+more=$(grep -v '^#' "$here/packages-apt.txt" | xargs)
+recipe=$( (cat "$0" "$here/packages.txt" "$here/packages-apt.txt"; echo "$suite") | sha256sum | cut -c1-16)
 have=$(podman image inspect --format '{{ index .Labels "omr.recipe" }}' "$tag" 2>/dev/null || true)
 if [ "$have" = "$recipe" ]; then
   echo "$tag is up to date (recipe $recipe)"
@@ -19,6 +20,11 @@ trap 'rm -rf "$root"' EXIT
 echo "building $tag from debootstrap $suite (recipe $recipe)"
 debootstrap --variant=minbase --include="$packages" "$suite" "$root" http://deb.debian.org/debian >"$root.log" 2>&1 \
   || { tail -30 "$root.log"; exit 1; }
+if [ -n "$more" ]; then
+  # shellcheck disable=SC2086  # a list of package names
+  DEBIAN_FRONTEND=noninteractive chroot "$root" apt-get install -y -qq --no-install-recommends $more >"$root.log" 2>&1 \
+    || { tail -30 "$root.log"; exit 1; }
+fi
 rm -f "$root.log"
 # Units that cannot work in a container only slow the boot down.
 for unit in systemd-networkd-wait-online.service systemd-timesyncd.service getty@tty1.service \
