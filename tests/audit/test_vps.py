@@ -175,3 +175,31 @@ def test_firewall_is_loaded_and_comes_back_after_reboot(host, vps):
         for proto in ("tcp", "udp"):
             assert re.search(r"^\s*%s dport %d accept" % (proto, int(vps["omr_vps_proxy_port"])), table.stdout, re.M)
     assert "flush ruleset" not in host.file("/etc/omr-vps/firewall.nft").content_string
+
+
+def test_proxy_listens_with_mptcp(host, vps):
+    """omr_vps_proxy_enabled: ss-server runs from an enabled unit, with an MPTCP listener, and its
+    key and configuration are readable by nobody else."""
+    if not vps["omr_vps_proxy_enabled"]:
+        pytest.skip("omr_vps_proxy_enabled is false")
+    unit = "shadowsocks-libev-server@%s" % vps["omr_vps_proxy_name"]
+    assert host.service(unit).is_enabled and host.service(unit).is_running
+    assert "LISTEN" in host.run("ss -Mltn 'sport = :%d'" % int(vps["omr_vps_proxy_port"])).stdout
+    assert host.file("/etc/omr-vps/proxy.key").mode == 0o600
+    assert host.file("/etc/shadowsocks-libev/%s.json" % vps["omr_vps_proxy_name"]).mode == 0o600
+
+
+def test_vpn_listens_with_mptcp_and_keeps_its_keys_to_root(host, vps):
+    """omr_vps_vpn_enabled: OpenVPN under mptcpize from an enabled unit, an MPTCP listener on its
+    port, the tunnel's masquerade, forwarding on, and the PKI's keys 0600 in a 0700 directory."""
+    if not vps["omr_vps_vpn_enabled"]:
+        pytest.skip("omr_vps_vpn_enabled is false")
+    unit = "openvpn-server@%s" % vps["omr_vps_vpn_name"]
+    assert host.service(unit).is_enabled and host.service(unit).is_running
+    assert "LISTEN" in host.run("ss -Mltn 'sport = :%d'" % int(vps["omr_vps_vpn_port"])).stdout
+    nat = host.run("nft list table ip omr_vps_vpn")
+    assert nat.rc == 0 and "ip saddr %s" % vps["omr_vps_vpn_subnet"] in nat.stdout and "masquerade" in nat.stdout
+    assert host.file("/proc/sys/net/ipv4/ip_forward").content_string.strip() == "1"
+    assert host.file("/etc/omr-vps/vpn").mode == 0o700
+    for name in ("ca.key", "server.key", "client.key", "tls-crypt.key"):
+        assert host.file("/etc/omr-vps/vpn/" + name).mode == 0o600, name
