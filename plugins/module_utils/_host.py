@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 
+DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 C_LOCALE = {'LC_ALL': 'C', 'LANG': 'C'}
 # A program's `check` exits with this when the host differs from what it declares.
 DRIFT = 3
@@ -40,6 +41,8 @@ class Host(object):
     def run(self, argv, stdin=None, check=True):
         """(returncode, stdout, stderr) of argv; raises HostError on failure when `check`."""
         env = dict(os.environ, **C_LOCALE)
+        # OpenVPN runs its `up` command with no PATH at all.
+        env.setdefault('PATH', DEFAULT_PATH)
         try:
             proc = subprocess.run(argv, input=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   universal_newlines=True, env=env, check=False)
@@ -212,6 +215,18 @@ def want_rule(state, priority, source, table, label):
         return []
     commands = [['ip', 'rule', 'del', 'priority', str(priority)] for _rule in have]
     commands.append(['ip', 'rule', 'add', 'from', source, 'lookup', str(table), 'priority', str(priority)])
+    return [Fix(label, commands)]
+
+
+def want_mark_rule(state, priority, mark, table, label):
+    """Exactly one rule at `priority`: fwmark `mark` lookup `table`."""
+    have = [r for r in state['rules'] if r.get('priority') == priority]
+    if len(have) == 1 and have[0].get('src', 'all') == 'all' and str(have[0].get('table')) == str(table) \
+            and int(str(have[0].get('fwmark', '0')), 0) == int(mark) and 'fwmask' not in have[0] \
+            and set(have[0]) <= set(('priority', 'src', 'fwmark', 'table')):
+        return []
+    commands = [['ip', 'rule', 'del', 'priority', str(priority)] for _rule in have]
+    commands.append(['ip', 'rule', 'add', 'fwmark', '0x%x' % int(mark), 'lookup', str(table), 'priority', str(priority)])
     return [Fix(label, commands)]
 
 

@@ -30,6 +30,8 @@ except ImportError:  # Python < 3.8 has no TypedDict; the shapes are documentati
 
 from ansible_collections.omr.deploy.plugins.module_utils._mptcp import LIMIT_MAX, validate_limits
 from ansible_collections.omr.deploy.plugins.module_utils._proxy import ProxyError, bypass_networks, check_proxy
+from ansible_collections.omr.deploy.plugins.module_utils._vpn import TABLE as VPN_TABLE
+from ansible_collections.omr.deploy.plugins.module_utils._vpn import VpnError, check_vpn, vpn_plan
 from ansible_collections.omr.deploy.plugins.module_utils._router_runtime import (
     LEASE_DIR, resolve_plan, strip_leases, wan_endpoint)
 from ansible_collections.omr.deploy.plugins.module_utils._transit import (
@@ -136,6 +138,22 @@ if TypedDict is not None:
         fallback: str               # nat: plain NAT while the proxy is down; closed: refused
         bypass: List[str]           # never proxied (the WANs' networks are added on the router)
 
+    class VpnPlan(TypedDict):
+        """The LAN's other traffic (all of it without the proxy) into OpenVPN's tunnel, which
+        runs under mptcpize to the VPS (the credentials stay in the client's 0600 configuration)."""
+        enabled: bool
+        unit: str                   # openvpn-client@<name>.service
+        server: str
+        port: int
+        device: str                 # the tunnel's interface
+        table: int                  # its routing table: default dev <device> while the tunnel is up
+        rule_priority: int          # fwmark <mark> lookup <table>
+        mark: int
+        lan_device: str
+        source: str                 # the LAN network, masqueraded into the tunnel
+        carry_tcp: bool             # false while the proxy carries the LAN's TCP
+        bypass: List[str]           # never into the tunnel (the WANs' networks are added on the router)
+
     class RouterPlan(TypedDict):
         version: int
         backend: str
@@ -152,6 +170,7 @@ if TypedDict is not None:
         quality: Dict[str, object]  # wans (names), interval (the shortest), vps
         pending: List[str]          # DHCP WANs without a lease
         proxy: ProxyPlan
+        vpn: VpnPlan
 
 
 class RouterPlanError(ValueError):
@@ -475,6 +494,28 @@ def _proxy(proxy, vps):
             "local_port": checked["local_port"], "fallback": fallback, "bypass": bypass}
 
 
+def _vpn(vpn, vps, proxy):
+    """The VPN's settings (omr_router_vpn_*), checked without the credentials (the role checks those)."""
+    vpn = vpn or {}
+    if not isinstance(vpn, dict):
+        raise RouterPlanError("the router's VPN settings must be a dict, got %r" % (vpn,))
+    enabled = vpn.get("enabled", False)
+    if not isinstance(enabled, bool):
+        raise RouterPlanError("omr_router_vpn_enabled must be true or false, got %r" % (enabled,))
+    if not enabled:
+        return {"enabled": False}
+    taken = {"omr_router_vps.speedtest_port": vps["speedtest_port"]}
+    if proxy["enabled"]:
+        taken["omr_router_proxy_port"] = proxy["port"]
+    try:
+        checked = check_vpn({"name": vpn.get("name", "omr"), "port": vpn.get("port", 65301),
+                             "device": vpn.get("device", "omrvpn")}, "omr_router_vpn",
+                            taken=taken, reserved=OMR_VPS_PORTS, own_port=65301)
+    except VpnError as exc:
+        raise RouterPlanError(str(exc))
+    return dict(checked, enabled=True)
+
+
 def _config(config):
     """The settings the plan is made from, checked; raises RouterPlanError naming the variable."""
     if not isinstance(config, dict):
@@ -499,9 +540,11 @@ def _config(config):
     if not isinstance(lan_nat, bool):
         raise RouterPlanError("omr_router_lan_nat must be true or false, got %r" % (lan_nat,))
     vps = _vps(config.get("vps"))
+    proxy = _proxy(config.get("proxy"), vps)
     return {
         "backend": backend,
-        "proxy": _proxy(config.get("proxy"), vps),
+        "proxy": proxy,
+        "vpn": _vpn(config.get("vpn"), vps, proxy),
         "wans": [dict(w, multipath=_mode(w.get("multipath"))) if isinstance(w, dict) else w
                  for w in config.get("wans") or []],
         "lan": config.get("lan"),
@@ -527,6 +570,11 @@ def check_config(config, peers=None):
     cfg = _config(config)
     lan = plan_lan(cfg["lan"])
     wans = plan_wans(cfg["wans"], transit_links=cfg["transit_links"])
+    if cfg["vpn"]["enabled"]:
+        for i, wan in enumerate(wans):
+            if wan["table"] == VPN_TABLE:
+                raise RouterPlanError("omr_router_wans[%d] (%s): table %d is the VPN's; pick another, or leave it out"
+                                      % (i, wan["name"], VPN_TABLE))
     reserved = _static_reserved(lan, cfg["vps"], wans, cfg["transit_links"], peers)
     try:
         allocate(cfg["transit_pool"], cfg["transit_links"], reserved=reserved)
@@ -553,6 +601,14 @@ def _proxy_plan(proxy, vps, lan):
     return {"enabled": True, "unit": "shadowsocks-libev-redir@%s.service" % proxy["name"], "server": vps["address"],
             "port": proxy["port"], "method": proxy["method"], "local_port": proxy["local_port"],
             "lan_device": lan["device"], "fallback": proxy["fallback"], "bypass": proxy["bypass"]}
+
+
+def _vpn_plan(vpn, proxy, vps, lan):
+    if not vpn["enabled"]:
+        return {"enabled": False}
+    # What the proxy never carries, the tunnel does not either: the user's list extends both.
+    bypass = bypass_networks([vps["address"]], [], proxy.get("bypass") or [])
+    return vpn_plan(vpn, vps["address"], lan["device"], lan["network"], bypass, carry_tcp=not proxy["enabled"])
 
 
 def plan_router(config, state=None, peers=None):
@@ -604,6 +660,7 @@ def plan_router(config, state=None, peers=None):
                     "interval": min(w["quality"]["interval"] for w in quality_wans) if quality_wans else None},
         "pending": [],
         "proxy": _proxy_plan(cfg["proxy"], cfg["vps"], lan),
+        "vpn": _vpn_plan(cfg["vpn"], cfg["proxy"], cfg["vps"], lan),
     }
     plan = resolve_plan(plan, leases)
     plan["pending"] = [w["name"] for w in plan["wans"] if w["pending"]]

@@ -16,6 +16,9 @@ compares them with the live state (`ip -j`, `ip mptcp`) and fixes what differs.
   omr-router-net show              the plan with the current leases, as JSON
   omr-router-net proxy up|down     the LAN's TCP into the proxy, or (down, fallback nat) out by plain
                                    NAT again; run by the proxy unit as it starts and stops
+  omr-router-net vpn up|down       the LAN's other traffic into the VPN's tunnel while its device
+                                   exists; run by OpenVPN as it configures the tunnel, and by the
+                                   unit as it stops
 
 --mptcp adds the MPTCP limits and one endpoint per WAN with an address (all others removed).
 """
@@ -41,6 +44,9 @@ PLAN = '/etc/omr-router/plan.json'
 QUALITY_STATE = '/run/omr-router-quality'
 NAT_TABLE = ('ip', 'omr_router')
 PROXY_TABLE = ('ip', 'omr_router_proxy')
+VPN_TABLE = ('ip', 'omr_router_vpn')
+# _vpn.RULE_PRIORITY: a plan without a VPN still removes the rule an earlier one added.
+VPN_RULE_PRIORITY = 1100
 
 
 def load_plan(path):
@@ -137,6 +143,54 @@ def proxy_fixes(host, plan, unit_state=None):
     return _host.want_nft_table(host, PROXY_TABLE[0], PROXY_TABLE[1], body, 'LAN TCP into the proxy')
 
 
+def vpn_body(plan):
+    """The mark on the LAN's packets bound for the tunnel (all but the bypass, and but TCP while
+    the proxy carries it) and the masquerade into it, or None without a VPN."""
+    vpn = plan.get('vpn') or {}
+    if not vpn.get('enabled'):
+        return None
+    bypass = _proxy.bypass_networks([], [w['network'] for w in plan['wans']], vpn['bypass'])
+    lan = vpn['lan_device']
+    tcp = '' if vpn['carry_tcp'] else '    iifname "%s" meta l4proto tcp return\n' % lan
+    return ('  set bypass {\n'
+            '    type ipv4_addr; flags interval;\n'
+            '    elements = { %s }\n'
+            '  }\n'
+            '  chain prerouting {\n'
+            '    type filter hook prerouting priority mangle; policy accept;\n'
+            '    iifname "%s" ip daddr @bypass return\n'
+            '%s'
+            '    iifname "%s" meta mark set 0x%x\n'
+            '  }\n'
+            '  chain postrouting {\n'
+            '    type nat hook postrouting priority srcnat; policy accept;\n'
+            '    oifname "%s" ip saddr %s masquerade\n'
+            '  }\n' % (', '.join(bypass), lan, tcp, lan, vpn['mark'], vpn['device'], vpn['source']))
+
+
+def vpn_fixes(host, plan, state):
+    """The mark, its rule, and the tunnel's table: a default route into the device while it
+    exists (OpenVPN makes it as it connects); empty otherwise, so marked packets fall through to
+    the main table and leave by plain NAT rather than vanish."""
+    vpn = plan.get('vpn') or {}
+    if not vpn.get('enabled'):
+        fixes = _host.want_nft_table(host, VPN_TABLE[0], VPN_TABLE[1], None, 'LAN traffic into the VPN')
+        if any(r.get('priority') == VPN_RULE_PRIORITY and 'fwmark' in r for r in state['rules']):
+            fixes += _host.want_no_rule(state, VPN_RULE_PRIORITY, 'VPN rule')
+        return fixes
+    fixes = _host.want_nft_table(host, VPN_TABLE[0], VPN_TABLE[1], vpn_body(plan), 'LAN traffic into the VPN')
+    fixes += _host.want_mark_rule(state, vpn['rule_priority'], vpn['mark'], vpn['table'], 'VPN rule')
+    up = any(link.get('ifname') == vpn['device'] for link in state['links'])
+    routes = [{'dst': 'default', 'dev': vpn['device']}] if up else []
+    fixes += _host.want_table(state, vpn['table'], routes, 'VPN table %s (%s)' % (vpn['table'], 'tunnel up' if up else 'no tunnel'))
+    # Replies arrive in the tunnel from addresses the main table routes out of a WAN: a strict
+    # reverse-path filter would drop them. The kernel takes the looser of `all` and the device's.
+    key = 'net/ipv4/conf/%s/rp_filter' % vpn['device']
+    if up and (host.read('/proc/sys/' + key) or '').strip() not in ('0', '2'):
+        fixes.append(_host.Fix('VPN tunnel loose reverse-path filter', [['sysctl', '-qw', '%s=2' % key.replace('/', '.')]]))
+    return fixes
+
+
 def network_fixes(host, plan, state, out=sys.stdout):
     """Fixes for forwarding, transit addresses, each WAN's table, rule and default route, the
     LAN and its NAT. `plan` has the DHCP WANs resolved against their leases."""
@@ -170,6 +224,7 @@ def network_fixes(host, plan, state, out=sys.stdout):
     fixes += _host.want_address(state, lan['device'], lan['cidr'], label='LAN address')
     fixes += _host.want_nft_table(host, NAT_TABLE[0], NAT_TABLE[1], nat_body(plan), 'LAN NAT')
     fixes += proxy_fixes(host, plan)
+    fixes += vpn_fixes(host, plan, state)
     return fixes
 
 
@@ -322,9 +377,13 @@ def main(argv=None, host=None, env=None):
     sub.add_parser('quality')
     sub.add_parser('show')
     sub.add_parser('proxy').add_argument('state', choices=('up', 'down'))
+    vpn = sub.add_parser('vpn')
+    vpn.add_argument('state', choices=('up', 'down'))
+    # OpenVPN's `up` appends the device, MTUs, addresses and init|restart.
+    vpn.add_argument('openvpn', nargs='*', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if not args.command:
-        parser.error('a command is required (check, apply, boot, lease, quality, show, proxy)')
+        parser.error('a command is required (check, apply, boot, lease, quality, show, proxy, vpn)')
     host = host or _host.Host()
     try:
         if args.command == 'lease':
@@ -332,7 +391,7 @@ def main(argv=None, host=None, env=None):
             plan = load_plan(args.plan) if args.plan == '-' or os.path.exists(args.plan) else None
             return on_lease(host, plan, args.device, args.reason, os.environ if env is None else env, args.lease_dir)
         plan = load_plan(args.plan)
-        exclusive = args.command in ('apply', 'boot', 'proxy')
+        exclusive = args.command in ('apply', 'boot', 'proxy', 'vpn')
         with Leases(args.lease_dir, exclusive=exclusive) as held:
             leases = held.read(plan)
             if args.command == 'show':
@@ -343,6 +402,10 @@ def main(argv=None, host=None, env=None):
                 return quality(host, plan, leases)
             if args.command == 'proxy':
                 _host.apply_fixes(host, proxy_fixes(host, runtime.resolve_plan(plan, leases), args.state))
+                return 0
+            if args.command == 'vpn':
+                # The device says whether the tunnel is up; `down` runs after OpenVPN removed it.
+                _host.apply_fixes(host, vpn_fixes(host, runtime.resolve_plan(plan, leases), _host.read_state(host)))
                 return 0
             mptcp = args.command == 'boot' or args.mptcp
             found = converge(host, plan, leases, mptcp, apply=args.command != 'check')

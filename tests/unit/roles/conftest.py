@@ -71,7 +71,7 @@ def captured_host(directory, extra=None):
         ('ip', 'mptcp', 'endpoint', 'show'): text('mptcp-endpoint.txt') or '',
         ('ip', 'mptcp', 'limits', 'show'): text('mptcp-limits.txt') or 'add_addr_accepted 0 subflows 2 \n',
     }
-    for table in ('ip omr_router', 'ip omr_router_proxy', 'ip omr_wifi_bridge'):
+    for table in ('ip omr_router', 'ip omr_router_proxy', 'ip omr_router_vpn', 'ip omr_wifi_bridge'):
         name = 'nft-%s.txt' % table.split()[1]
         found = text(name)
         answers[('nft', 'list', 'table') + tuple(table.split())] = (0, found) if found else (1, '')

@@ -300,3 +300,90 @@ def test_the_wan_networks_join_the_bypass():
     plan['wans'] = [dict(plan['wans'][0], network='192.0.2.0/24')] + plan['wans'][1:]
     assert '192.0.2.0/24' in net.proxy_body(plan)
     assert '192.0.2.0/24' not in net.proxy_body(proxy_plan(bypass=[]))
+
+
+# ---------------------------------------------------------------------------
+# The VPN: the LAN's other traffic is marked and routed into the tunnel while its device exists.
+# ---------------------------------------------------------------------------
+
+VPN = {'enabled': True, 'unit': 'openvpn-client@omr.service', 'server': '198.51.100.10', 'port': 65301,
+       'device': 'omrvpn', 'table': 100, 'rule_priority': 1100, 'mark': 0x6f6d, 'lan_device': 'lan',
+       'source': '192.168.100.0/24', 'carry_tcp': False,
+       'bypass': ['10.0.0.0/8', '100.64.0.0/10', '172.16.0.0/12', '192.168.0.0/16', '198.51.100.10/32']}
+TUNNEL = {'ifindex': 99, 'ifname': 'omrvpn', 'flags': ['POINTOPOINT', 'UP', 'LOWER_UP'], 'link_type': 'none'}
+RP = '/proc/sys/net/ipv4/conf/omrvpn/rp_filter'
+
+
+def vpn_state(host, tunnel=False, rules=(), routes=()):
+    state = net._host.read_state(host)
+    if tunnel:
+        state['links'] = state['links'] + [TUNNEL]
+    state['rules'] = state['rules'] + list(rules)
+    state['routes'] = state['routes'] + list(routes)
+    return state
+
+
+def test_without_its_tunnel_the_vpn_marks_but_routes_nothing_so_traffic_falls_back_to_nat():
+    host = captured_host('router/configured')
+    fixes = net.vpn_fixes(host, dict(proxy_plan(), vpn=VPN), vpn_state(host))
+    assert [f.description for f in fixes] == ['LAN traffic into the VPN', 'VPN rule']
+    (argv, text), = fixes[0].commands
+    assert argv == ['nft', '-f', '-']
+    assert 'type filter hook prerouting priority mangle' in text
+    assert 'iifname "lan" ip daddr @bypass return\n    iifname "lan" meta l4proto tcp return\n' \
+           '    iifname "lan" meta mark set 0x6f6d' in text
+    assert 'oifname "omrvpn" ip saddr 192.168.100.0/24 masquerade' in text
+    assert fixes[1].commands == [['ip', 'rule', 'add', 'fwmark', '0x6f6d', 'lookup', '100', 'priority', '1100']]
+
+
+def test_with_its_tunnel_the_vpn_gets_the_route_and_a_loose_reverse_path_filter():
+    host = captured_host('router/configured')
+    host.files[RP] = '1\n'
+    rule = {'priority': 1100, 'src': 'all', 'fwmark': '0x6f6d', 'table': '100'}
+    fixes = net.vpn_fixes(host, dict(proxy_plan(), vpn=VPN), vpn_state(host, tunnel=True, rules=[rule]))
+    assert [f.description for f in fixes] == ['LAN traffic into the VPN', 'VPN table 100 (tunnel up)',
+                                              'VPN tunnel loose reverse-path filter']
+    assert fixes[1].commands == [['ip', 'route', 'replace', 'default', 'dev', 'omrvpn', 'table', '100']]
+    assert fixes[2].commands == [['sysctl', '-qw', 'net.ipv4.conf.omrvpn.rp_filter=2']]
+
+
+def test_a_connected_vpn_in_place_needs_nothing():
+    host = captured_host('router/configured')
+    plan = dict(proxy_plan(), vpn=VPN)
+    body = net.vpn_body(plan)
+    host.answers[('nft', 'list', 'table', 'ip', 'omr_router_vpn')] = (
+        0, 'table ip omr_router_vpn {\n\tcomment "%s"\n}\n' % net._host.nft_comment(body))
+    host.files[RP] = '2\n'
+    state = vpn_state(host, tunnel=True, rules=[{'priority': 1100, 'src': 'all', 'fwmark': '0x6f6d', 'table': '100'}],
+                      routes=[{'dst': 'default', 'dev': 'omrvpn', 'table': '100', 'scope': 'link', 'flags': []}])
+    assert net.vpn_fixes(host, plan, state) == []
+
+
+def test_a_rule_with_another_mark_or_table_is_replaced():
+    host = captured_host('router/configured')
+    rule = {'priority': 1100, 'src': 'all', 'fwmark': '0x1', 'table': '100'}
+    fixes = net.vpn_fixes(host, dict(proxy_plan(), vpn=VPN), vpn_state(host, rules=[rule]))
+    assert fixes[1].commands == [['ip', 'rule', 'del', 'priority', '1100'],
+                                 ['ip', 'rule', 'add', 'fwmark', '0x6f6d', 'lookup', '100', 'priority', '1100']]
+
+
+def test_without_the_proxy_the_tunnel_takes_the_lan_tcp_too():
+    body = net.vpn_body(dict(proxy_plan(), vpn=dict(VPN, carry_tcp=True)))
+    assert 'meta l4proto tcp return' not in body and 'meta mark set 0x6f6d' in body
+
+
+def test_a_plan_without_the_vpn_removes_what_an_earlier_one_added():
+    host = captured_host('router/configured', {('nft', 'list', 'table', 'ip', 'omr_router_vpn'): (0, 'x')})
+    rule = {'priority': 1100, 'src': 'all', 'fwmark': '0x6f6d', 'table': '100'}
+    fixes = net.vpn_fixes(host, dict(proxy_plan(), vpn={'enabled': False}), vpn_state(host, rules=[rule]))
+    assert [f.commands for f in fixes] == [[['nft', 'delete', 'table', 'ip', 'omr_router_vpn']],
+                                           [['ip', 'rule', 'del', 'priority', '1100']]]
+
+
+def test_openvpn_up_runs_the_vpn_command_with_its_own_arguments():
+    host = captured_host('router/configured')
+    with pytest.raises(SystemExit):
+        net.main(['--plan', '/nonexistent', 'vpn'], host=host)
+    # OpenVPN appends the device, MTUs, addresses and init|restart: accepted, then the plan is read.
+    assert net.main(['--plan', '/nonexistent', 'vpn', 'up', 'omrvpn', '1500', '0', '10.255.252.2', '255.255.255.0', 'init'],
+                    host=host) == 1

@@ -222,3 +222,38 @@ def test_bad_proxy_settings_are_refused_before_the_host_is_read(change, message)
     with pytest.raises(RouterPlanError) as info:
         check_config(dict(CONFIG, proxy=dict(PROXY, **change)))
     assert message in str(info.value)
+
+
+VPN = {"enabled": True, "name": "omr", "port": "65301", "device": "omrvpn"}
+
+
+def test_the_vpn_takes_what_the_proxy_does_not():
+    planned = plan(dict(CONFIG, proxy=PROXY, vpn=VPN))["vpn"]
+    assert planned["enabled"] and planned["unit"] == "openvpn-client@omr.service" and planned["server"] == "198.51.100.10"
+    assert (planned["device"], planned["table"], planned["rule_priority"], planned["carry_tcp"]) == ("omrvpn", 100, 1100, False)
+    assert planned["source"] == "192.168.100.0/24" and "198.51.100.10/32" in planned["bypass"]
+    # Without the proxy the tunnel carries the LAN's TCP too.
+    assert plan(dict(CONFIG, vpn=VPN))["vpn"]["carry_tcp"] is True
+    assert plan(CONFIG)["vpn"] == {"enabled": False}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"port": 65101}, "omr_router_vpn_port 65101 is already used by omr_router_proxy_port"),
+    ({"port": 65432}, "omr_router_vpn_port 65432 is already used by omr_router_vps.speedtest_port"),
+    ({"port": 65500}, "omr_router_vpn_port 65500 is one of OMR's own ports"),
+    ({"device": "omr-vpn"}, "omr_router_vpn_device 'omr-vpn' must be an interface name"),
+    ({"name": "a b"}, "omr_router_vpn_name 'a b' must be letters"),
+    ({"enabled": "yes"}, "omr_router_vpn_enabled must be true or false"),
+])
+def test_bad_vpn_settings_are_refused_before_the_host_is_read(change, message):
+    with pytest.raises(RouterPlanError) as info:
+        check_config(dict(CONFIG, proxy=PROXY, vpn=dict(VPN, **change)))
+    assert message in str(info.value)
+
+
+def test_a_wan_on_the_vpn_table_is_refused():
+    wans = [dict(CONFIG["wans"][0], table=100)] + CONFIG["wans"][1:]
+    with pytest.raises(RouterPlanError) as info:
+        check_config(dict(CONFIG, wans=wans, vpn=VPN))
+    assert "omr_router_wans[0] (wan1): table 100 is the VPN's" in str(info.value)
+    check_config(dict(CONFIG, wans=wans))
