@@ -167,7 +167,33 @@ def omr_lab_lan_report(wans, before, after, fetch, expected_sha256, speedtest=No
     return report
 
 
+def omr_lab_udp_report(wans, before, after, burst):
+    """The LAN client's UDP burst (lab/tasks/lan_udp.yml): omr-lab-udp-burst's JSON, and each
+    WAN's received and sent bytes before and after (two lines per WAN). A WAN is used when it
+    carried at least 10 % of the bytes all WANs carried."""
+    result = json.loads(burst) if isinstance(burst, str) and burst.strip() else {}
+    deltas = []
+    for i in range(len(wans)):
+        deltas.append(sum(int(after[2 * i + k]) - int(before[2 * i + k]) for k in (0, 1)))
+    total = sum(deltas) or 1
+    out_wans = [{"name": w["name"], "device": w["device"], "multipath": w["multipath"], "bytes": d,
+                 "share": round(d / total, 3)} for w, d in zip(wans, deltas)]
+    report = {"sent": int(result.get("sent") or 0), "received": int(result.get("received") or 0),
+              "sent_bytes": int(result.get("sent_bytes") or 0), "mbps": float(result.get("mbps") or 0.0),
+              "lost_pct": float(result.get("lost_pct", 100.0)), "wans": out_wans,
+              "wans_used": [w["name"] for w in out_wans if w["share"] >= 0.1],
+              "max_share": max([w["share"] for w in out_wans] or [0.0])}
+    lines = ["LAN client UDP burst to the internet host's echo: %d datagrams sent at %.1f Mbit/s, %d echoed (%.1f %% lost)"
+             % (report["sent"], report["mbps"], report["received"], report["lost_pct"])]
+    for w in out_wans:
+        lines.append("  %-6s %-6s %10d bytes  %5.1f %%" % (w["name"], w["multipath"], w["bytes"], 100 * w["share"]))
+    lines.append("  %d WAN(s) carried at least 10 %%: %s" % (len(report["wans_used"]), ", ".join(report["wans_used"]) or "none"))
+    report["table"] = lines
+    return report
+
+
 class FilterModule(object):
     def filters(self):
         return {"omr_lab_plan": omr_lab_plan, "omr_lab_dhcp_links": omr_lab_dhcp_links,
-                "omr_lab_isp_config": omr_lab_isp_config, "omr_lab_lan_report": omr_lab_lan_report}
+                "omr_lab_isp_config": omr_lab_isp_config, "omr_lab_lan_report": omr_lab_lan_report,
+                "omr_lab_udp_report": omr_lab_udp_report}
