@@ -114,7 +114,7 @@ lab-inventory:
 demo: setup lab-inventory
 	$(BIN)/ansible-playbook $(LAB) lab/up.yml
 	$(BIN)/ansible-playbook $(LAB) site.yml
-	$(BIN)/ansible-playbook $(LAB) playbooks/speedtest.yml lab/lan.yml
+	$(BIN)/ansible-playbook $(LAB) playbooks/speedtest.yml lab/lan.yml lab/udp.yml
 
 demo-down: venv collection lab-inventory
 	$(BIN)/ansible-playbook $(LAB) lab/down.yml

@@ -1,7 +1,9 @@
 """make bench: aggregation efficiency of four TCP variants side by side in one run (kernel
 defaults, the roles' tuning, OMR's own TCP settings, BBR with the roles' buffers), against the
 links alone and against what the links can carry; per-subflow shares, queueing delay under load,
-failover recovery and bytes lost; converge vs idempotent rerun; 1 vs 5 VPSes.
+failover recovery and bytes lost; the LAN client's path through the proxy beside the router's own
+(efficiency, shares, the proxy's CPU per 10 Mbit/s on router and VPS, failover); converge vs
+idempotent rerun; 1 vs 5 VPSes.
 
 Every figure is measured here, on the lab, in this run; targets are reported, not asserted.
 Writes bench/results/<timestamp>.json and prints a table.
@@ -215,11 +217,103 @@ def loaded_rtt(speed, seconds=8):
     return out
 
 
+LAN_FILE = "lan-48m.bin"
+LAN_URL = "http://198.18.0.10:80/" + LAN_FILE
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_ticks(container, program):
+    """utime + stime of every `program` process in `container`, in clock ticks."""
+    res = sh(["podman", "exec", container, "sh", "-c",
+              "for p in $(pidof %s); do cat /proc/$p/stat; done" % program], check=False)
+    total = 0
+    for line in (res.stdout or "").splitlines():
+        fields = line.rsplit(")", 1)[-1].split()
+        if len(fields) > 12:
+            total += int(fields[11]) + int(fields[12])
+    return total
+
+
+def router_wans():
+    """[(name, device)] of the router's WANs that carry traffic, from its plan."""
+    shown = json.loads(sh(["podman", "exec", "omr-lab-router", "/usr/local/sbin/omr-router-net", "show"]).stdout)
+    return [(w["name"], w["device"]) for w in shown["wans"] if w["multipath"] != "off" and not w["pending"]]
+
+
+def rx_bytes(wans):
+    paths = ["/sys/class/net/%s/statistics/rx_bytes" % dev for _name, dev in wans]
+    return [int(x) for x in sh(["podman", "exec", "omr-lab-router", "cat"] + paths).stdout.split()]
+
+
+def lan_fetch(sampled=False):
+    argv = ["podman", "exec", "omr-lab-client", "python3", "/usr/local/lib/omr-lab-fetch.py", LAN_URL, "--timeout", "30"]
+    res = sh(argv + (["--samples"] if sampled else []), check=False)
+    return json.loads(res.stdout) if res.stdout.strip() else {"error": res.stderr, "bytes": 0, "mbps": 0.0}
+
+
+def lan_path(speed, expected_sha256):
+    """The LAN client's download through the proxy: its rate against the links alone (the same
+    variant's speed tests), each WAN's share (router rx counters), and the CPU ss-redir and
+    ss-server used, per 10 Mbit/s of the download."""
+    wans = router_wans()
+    before, redir, server = rx_bytes(wans), cpu_ticks("omr-lab-router", "ss-redir"), cpu_ticks("omr-lab-vps", "ss-server")
+    res = lan_fetch()
+    after, redir2, server2 = rx_bytes(wans), cpu_ticks("omr-lab-router", "ss-redir"), cpu_ticks("omr-lab-vps", "ss-server")
+    deltas = [a - b for a, b in zip(after, before)]
+    total = sum(deltas) or 1
+    mbps, secs = float(res.get("mbps") or 0.0), float(res.get("seconds") or 0.0)
+
+    def per10(ticks):
+        core = ticks / CLK_TCK / secs if secs else None
+        return round(100 * core / (mbps / 10), 2) if core is not None and mbps else None
+
+    return {"mbps": mbps, "bytes": res.get("bytes"), "intact": res.get("sha256") == expected_sha256 and not res.get("error"),
+            "efficiency": round(mbps / speed["sum_single_mbps"], 3) if speed["sum_single_mbps"] else None,
+            "shares": {name: round(d / total, 3) for (name, _dev), d in zip(wans, deltas)},
+            "cpu_pct_per_10mbit": {"router_ss_redir": per10(redir2 - redir), "vps_ss_server": per10(server2 - server)}}
+
+
+def lan_failover(speed, expected_sha256, cut_after=3.0, down_for=4.0):
+    """The LAN client's download with the last non-master WAN cut in the middle: bytes lost,
+    integrity, and the time until its rate is back to 80 % of the surviving links alone."""
+    links = speed["runs"][0]["links"]
+    victim = [link for link in links if link["multipath"] != "master"][-1]
+    surviving = sum(link["single_mbps"] for link in links if link is not victim)
+    marks = {}
+
+    def driver():
+        time.sleep(cut_after)
+        marks["down"] = time.time()
+        cut(victim["name"], "down")
+        time.sleep(down_for)
+        cut(victim["name"], "up")
+
+    thread = threading.Thread(target=driver)
+    thread.start()
+    res = lan_fetch(sampled=True)
+    thread.join()
+    samples = [tuple(x) for x in res.get("samples", [])]
+    recovery = None
+    if samples and "start_wall" in res:
+        t_down = marks["down"] - res["start_wall"]
+        for t, _received in samples:
+            if t > t_down + 0.5 and window_rate(samples, t) >= 0.8 * surviving:
+                recovery = round(t - t_down, 2)
+                break
+    size = 48 * 1024 * 1024
+    return {"cut": victim["name"], "bytes_lost": size - int(res.get("bytes") or 0),
+            "intact": res.get("sha256") == expected_sha256 and not res.get("error"),
+            "surviving_mbps": round(surviving, 1), "recovery_s": recovery, "error": res.get("error")}
+
+
 def measure(profile, seconds, samples):
     result = speedtests(profile, seconds, samples)
     result["loaded_rtt"] = loaded_rtt(result["runs"][0])
     rate = result["aggregate_mbps"]
     result["failover"] = failover(result["runs"][0], nbytes=int(rate * 1e6 / 8 * 12))
+    expected = sh(["podman", "exec", "omr-lab-internet", "sha256sum", "/srv/omr-lab/" + LAN_FILE]).stdout.split()[0]
+    result["lan"] = lan_path(result, expected)
+    result["lan_failover"] = lan_failover(result, expected)
     return result
 
 
@@ -330,6 +424,16 @@ def print_table(r):
             f = v["failover"]
             print("%-9s %-9s failover: cut %s, %d bytes lost, intact %s, back to 80 %% of %.1f Mbit/s after %s s" % (
                 p["profile"], name, f["cut"], f["bytes_lost"], f["intact"], f["surviving_mbps"], f["recovery_s"]))
+        for name, v in p["variants"].items():
+            if "lan" not in v:
+                continue
+            lan, f, cpu = v["lan"], v["lan_failover"], v["lan"]["cpu_pct_per_10mbit"]
+            print("%-9s %-9s LAN path: %.1f Mbit/s = %s of the links alone (router's own path %.3f), shares %s, intact %s; "
+                  "proxy CPU %% of a core per 10 Mbit/s: router %s, VPS %s; failover: cut %s, %d bytes lost, intact %s, "
+                  "back to 80 %% after %s s" % (
+                      p["profile"], name, lan["mbps"], lan["efficiency"], v["efficiency"],
+                      "/".join("%.0f" % (x * 100) for x in lan["shares"].values()), lan["intact"],
+                      cpu["router_ss_redir"], cpu["vps_ss_server"], f["cut"], f["bytes_lost"], f["intact"], f["recovery_s"]))
         if "first_converge_s" in p:
             a, b = p["first_converge"], p["rerun_converge"]
             print("%-9s converge: first %.1f s (%d task results, %d changed), rerun %.1f s (%d, %d changed), ratio %.2f" % (
