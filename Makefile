@@ -14,7 +14,7 @@ export PY_COLORS          := 0
 export ANSIBLE_FORCE_COLOR := 0
 
 APT_PACKAGES := podman runc debootstrap iproute2 nftables iputils-ping uidmap slirp4netns containernetworking-plugins \
-                shellcheck busybox
+                shellcheck busybox jq
 IMAGES       := debian12 debian13
 SCENARIOS    := vps vps_reject lab
 PROFILE      ?= wifi
