@@ -122,17 +122,15 @@ def window_rate(samples, t_end, width=0.5):
     return (upto[-1] - before[-1]) * 8 / width / 1e6
 
 
-def failover(speed, nbytes, cut_after=3.0, down_for=4.0):
-    """Cut the last non-master WAN mid-transfer: bytes lost, and how long until the receiver's
-    rate is back to 80 % of what the surviving links carry alone."""
-    links = speed["links"]
+def cut_victim(links):
+    """The last non-master WAN, and what the others carry alone."""
     victim = [link for link in links if link["multipath"] != "master"][-1]
-    surviving = sum(link["single_mbps"] for link in links if link is not victim)
-    sh(["podman", "cp", STREAM_FILE, "omr-lab-router:/tmp/omr_mptcp_stream.py"])
-    sh(["podman", "cp", os.path.join(ROOT, "bench", "failover_client.py"), "omr-lab-router:/tmp/failover_client.py"])
-    proc = subprocess.Popen(["podman", "exec", "omr-lab-router", "python3", "/tmp/failover_client.py",
-                             "/tmp/omr_mptcp_stream.py", "198.51.100.10", "65432", str(nbytes)],
-                            cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return victim, sum(link["single_mbps"] for link in links if link is not victim)
+
+
+def cut_during(victim, transfer, cut_after=3.0, down_for=4.0):
+    """Run `transfer()` while `victim` is cut at the ISP from cut_after s for down_for s.
+    Returns its result and the wall clock of the cut."""
     marks = {}
 
     def driver():
@@ -140,27 +138,43 @@ def failover(speed, nbytes, cut_after=3.0, down_for=4.0):
         marks["down"] = time.time()
         cut(victim["name"], "down")
         time.sleep(down_for)
-        marks["up"] = time.time()
         cut(victim["name"], "up")
 
     thread = threading.Thread(target=driver)
     thread.start()
-    out, err = proc.communicate(timeout=180)
-    thread.join()
+    try:
+        result = transfer()
+    finally:
+        thread.join()
+    return result, marks["down"]
+
+
+def recovery_after(samples, t_down, surviving):
+    """Seconds from the cut until the receiver's rate is back to 80 % of the surviving links."""
+    for t, _received in samples:
+        if t > t_down + 0.5 and window_rate(samples, t) >= 0.8 * surviving:
+            return round(t - t_down, 2)
+    return None
+
+
+def failover(speed, nbytes):
+    """Cut the last non-master WAN mid-transfer: bytes lost, and how long until the receiver's
+    rate is back to 80 % of what the surviving links carry alone."""
+    victim, surviving = cut_victim(speed["links"])
+    sh(["podman", "cp", STREAM_FILE, "omr-lab-router:/tmp/omr_mptcp_stream.py"])
+    sh(["podman", "cp", os.path.join(ROOT, "bench", "failover_client.py"), "omr-lab-router:/tmp/failover_client.py"])
+    proc = subprocess.Popen(["podman", "exec", "omr-lab-router", "python3", "/tmp/failover_client.py",
+                             "/tmp/omr_mptcp_stream.py", "198.51.100.10", "65432", str(nbytes)],
+                            cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    (out, err), down = cut_during(victim, lambda: proc.communicate(timeout=180))
     if proc.returncode != 0:
         raise SystemExit("failover client failed: %s" % err)
     res = json.loads(out)
-    samples = res["samples"]
-    t_down = marks["down"] - res["start_wall"]
-    recovery = None
-    for t, _received in samples:
-        if t > t_down + 0.5 and window_rate(samples, t) >= 0.8 * surviving:
-            recovery = round(t - t_down, 2)
-            break
+    t_down = down - res["start_wall"]
     return {
         "cut": victim["name"], "bytes": nbytes, "received": res["received"], "intact": res["intact"],
         "bytes_lost": nbytes - res["received"], "seconds": round(res["seconds"], 2),
-        "surviving_mbps": round(surviving, 1), "recovery_s": recovery,
+        "surviving_mbps": round(surviving, 1), "recovery_s": recovery_after(res["samples"], t_down, surviving),
         "cut_at_s": round(t_down, 2),
     }
 
@@ -273,33 +287,13 @@ def lan_path(speed, expected_sha256):
             "cpu_pct_per_10mbit": {"router_ss_redir": per10(redir2 - redir), "vps_ss_server": per10(server2 - server)}}
 
 
-def lan_failover(speed, expected_sha256, cut_after=3.0, down_for=4.0):
+def lan_failover(speed, expected_sha256):
     """The LAN client's download with the last non-master WAN cut in the middle: bytes lost,
     integrity, and the time until its rate is back to 80 % of the surviving links alone."""
-    links = speed["runs"][0]["links"]
-    victim = [link for link in links if link["multipath"] != "master"][-1]
-    surviving = sum(link["single_mbps"] for link in links if link is not victim)
-    marks = {}
-
-    def driver():
-        time.sleep(cut_after)
-        marks["down"] = time.time()
-        cut(victim["name"], "down")
-        time.sleep(down_for)
-        cut(victim["name"], "up")
-
-    thread = threading.Thread(target=driver)
-    thread.start()
-    res = lan_fetch(sampled=True)
-    thread.join()
+    victim, surviving = cut_victim(speed["runs"][0]["links"])
+    res, down = cut_during(victim, lambda: lan_fetch(sampled=True))
     samples = [tuple(x) for x in res.get("samples", [])]
-    recovery = None
-    if samples and "start_wall" in res:
-        t_down = marks["down"] - res["start_wall"]
-        for t, _received in samples:
-            if t > t_down + 0.5 and window_rate(samples, t) >= 0.8 * surviving:
-                recovery = round(t - t_down, 2)
-                break
+    recovery = recovery_after(samples, down - res["start_wall"], surviving) if samples and "start_wall" in res else None
     size = 48 * 1024 * 1024
     return {"cut": victim["name"], "bytes_lost": size - int(res.get("bytes") or 0),
             "intact": res.get("sha256") == expected_sha256 and not res.get("error"),

@@ -466,15 +466,20 @@ def _static_reserved(lan, vps, wans, links, peers):
     return reserved
 
 
+def _switched(settings, what):
+    """A concern's settings ({enabled, ...}) checked to be a dict with a boolean switch."""
+    settings = settings or {}
+    if not isinstance(settings, dict):
+        raise RouterPlanError("the router's %s settings must be a dict, got %r" % (what, settings))
+    if not isinstance(settings.get("enabled", False), bool):
+        raise RouterPlanError("omr_router_%s_enabled must be true or false, got %r" % (what.lower(), settings["enabled"]))
+    return dict(settings, enabled=settings.get("enabled", False))
+
+
 def _proxy(proxy, vps):
     """The proxy's settings (omr_router_proxy_*), checked without the key (the role checks that)."""
-    proxy = proxy or {}
-    if not isinstance(proxy, dict):
-        raise RouterPlanError("the router's proxy settings must be a dict, got %r" % (proxy,))
-    enabled = proxy.get("enabled", False)
-    if not isinstance(enabled, bool):
-        raise RouterPlanError("omr_router_proxy_enabled must be true or false, got %r" % (enabled,))
-    if not enabled:
+    proxy = _switched(proxy, "proxy")
+    if not proxy["enabled"]:
         return {"enabled": False}
     fallback = proxy.get("fallback", "nat")
     if fallback not in PROXY_FALLBACKS:
@@ -496,13 +501,8 @@ def _proxy(proxy, vps):
 
 def _vpn(vpn, vps, proxy):
     """The VPN's settings (omr_router_vpn_*), checked without the credentials (the role checks those)."""
-    vpn = vpn or {}
-    if not isinstance(vpn, dict):
-        raise RouterPlanError("the router's VPN settings must be a dict, got %r" % (vpn,))
-    enabled = vpn.get("enabled", False)
-    if not isinstance(enabled, bool):
-        raise RouterPlanError("omr_router_vpn_enabled must be true or false, got %r" % (enabled,))
-    if not enabled:
+    vpn = _switched(vpn, "VPN")
+    if not vpn["enabled"]:
         return {"enabled": False}
     taken = {"omr_router_vps.speedtest_port": vps["speedtest_port"]}
     if proxy["enabled"]:

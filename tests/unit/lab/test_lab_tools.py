@@ -8,7 +8,6 @@ runs them across the real WANs; these pin what they count."""
 
 import hashlib
 import http.server
-import importlib.util
 import json
 import os
 import socket
@@ -16,15 +15,7 @@ import threading
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-
-
-def load(path, name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, path))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
+from test_lab_programs import load
 
 burst = load('lab/files/omr-lab-udp-burst.py', 'omr_lab_udp_burst')
 probe = load('lab/files/omr-lab-probe.py', 'omr_lab_probe')
