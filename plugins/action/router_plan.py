@@ -10,6 +10,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
+import secrets
 import shlex
 
 from ansible.errors import AnsibleActionFail
@@ -17,8 +18,12 @@ from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 from ansible_collections.omr.deploy.plugins.module_utils._mptcp import (
     GATHER_SCRIPT, MptcpParseError, parse_gather, split_sections)
+from ansible_collections.omr.deploy.plugins.module_utils._openwrt import (
+    OpenwrtError, check_omr, gather_script as openwrt_gather_script, has_secret, leases as openwrt_leases,
+    parse_state as parse_openwrt_state, saved_allocation, uci_intent)
 from ansible_collections.omr.deploy.plugins.module_utils._router import (
     RouterPlanError, check_config, host_plan, plan_router)
+from ansible_collections.omr.deploy.plugins.module_utils._uci import masked
 from ansible_collections.omr.deploy.plugins.module_utils._router_runtime import (
     LEASE_DIR, LEASE_LOCK, parse_lease_files)
 
@@ -116,6 +121,9 @@ class ActionModule(ActionBase):
             result.update(changed=False, config_digest=checked['digest'], dhcp_devices=checked['dhcp_devices'])
             return result
 
+        if checked['config']['backend'] == 'openwrt':
+            return self._plan_openwrt(result, config, checked, peers, task_vars or {})
+
         script = gather_script(checked['dhcp_devices'], checked['config']['dhcp_timeout']) + '\n' + GATHER_SCRIPT
         res = self._low_level_execute_command(script)
         if res.get('rc') != 0:
@@ -140,6 +148,58 @@ class ActionModule(ActionBase):
                 # omr.deploy 0.1's name for the allocation, kept for playbooks written against it.
                 'omr_router_transit': plan['transit'],
                 'omr_mptcp': mptcp,
+            },
+        )
+        return result
+
+    def _plan_openwrt(self, result, config, checked, peers, task_vars):
+        """An OMR router: the same plan from its UCI, addresses and routes (one round trip, secrets
+        masked on the router), and the UCI it must hold (omr_router_plan.openwrt)."""
+        # Digests of the router's secrets are salted per run: -vvv shows what the router printed.
+        salt = secrets.token_hex(16)
+        res = self._low_level_execute_command(openwrt_gather_script(salt) + '\n' + GATHER_SCRIPT)
+        if res.get('rc') != 0:
+            raise AnsibleActionFail('reading the OMR router failed (rc=%s): %s'
+                                    % (res.get('rc'), (res.get('stderr') or res.get('stdout') or '').strip()))
+        stdout = res.get('stdout', '')
+        host = to_text(task_vars.get('inventory_hostname') or 'the router')
+        try:
+            state = parse_openwrt_state(stdout)
+            check_omr(state, host)
+            mptcp = parse_gather(stdout)
+        except (OpenwrtError, MptcpParseError) as exc:
+            raise AnsibleActionFail(to_text(exc))
+        wans = checked['config']['wans']
+        plan_state = {
+            'leases': openwrt_leases(state, checked['dhcp_devices']),
+            'routes': state['routes'],
+            'saved': {'allocations': saved_allocation(state['uci'], checked['config']['transit_links'], wans)},
+        }
+        try:
+            plan = plan_router(config, plan_state, peers)
+            intent = uci_intent(plan, checked['config'], state['uci'])
+        except (RouterPlanError, OpenwrtError) as exc:
+            raise AnsibleActionFail(to_text(exc))
+        plan['openwrt'] = {
+            'release': state['release'],
+            'ubus': bool(state['tools'].get('ubus')),
+            'uci': intent['sections'],
+            'interfaces': intent['interfaces'],
+            'removed': intent['removed'],
+            # Which secrets the role must hand omr.deploy.uci, and which the router already holds
+            # (kept when the inventory gives none).
+            'secrets': dict((path, {'kind': kind, 'present': has_secret(state['uci'], path, salt)})
+                            for path, kind in intent['secrets'].items()),
+            'pending': dict((pkg, lines) for pkg, lines in state['pending'].items() if lines),
+        }
+        result.update(
+            changed=False,
+            ansible_facts={
+                'omr_router_plan': plan,
+                'omr_router_transit': plan['transit'],
+                'omr_mptcp': mptcp,
+                # The UCI as read, every secret masked.
+                'omr_router_uci': masked(state['uci']),
             },
         )
         return result

@@ -29,6 +29,8 @@ except ImportError:  # Python < 3.8 has no TypedDict; the shapes are documentati
     TypedDict = None
 
 from ansible_collections.omr.deploy.plugins.module_utils._mptcp import LIMIT_MAX, validate_limits
+from ansible_collections.omr.deploy.plugins.module_utils._openwrt import MODE_FLAGS, OpenwrtError, check_pairing
+from ansible_collections.omr.deploy.plugins.module_utils._openwrt import check_config as check_openwrt
 from ansible_collections.omr.deploy.plugins.module_utils._proxy import ProxyError, bypass_networks, check_proxy
 from ansible_collections.omr.deploy.plugins.module_utils._vpn import TABLE as VPN_TABLE
 from ansible_collections.omr.deploy.plugins.module_utils._vpn import VpnError, check_vpn, vpn_plan
@@ -38,15 +40,8 @@ from ansible_collections.omr.deploy.plugins.module_utils._transit import (
     DEFAULT_POOL, TransitError, allocate)
 
 PLAN_VERSION = 1
-BACKENDS = ("linux",)
+BACKENDS = ("linux", "openwrt")
 MODES = ("master", "on", "backup", "off")
-# OMR's multipath helper on MPTCPv1: master/on -> subflow fullmesh, backup adds backup.
-MODE_FLAGS = {
-    "master": ["subflow", "fullmesh"],
-    "on": ["subflow", "fullmesh"],
-    "backup": ["subflow", "backup", "fullmesh"],
-    "off": [],
-}
 TABLE_BASE = 100
 RULE_BASE = 1000
 QUALITY_KEYS = ("max_loss_pct", "max_rtt_ms", "interval", "count")
@@ -541,10 +536,19 @@ def _config(config):
         raise RouterPlanError("omr_router_lan_nat must be true or false, got %r" % (lan_nat,))
     vps = _vps(config.get("vps"))
     proxy = _proxy(config.get("proxy"), vps)
-    return {
+    try:
+        pairing = check_pairing(config.get("pairing"), backend)
+        if backend == "openwrt":
+            check_openwrt(config, config.get("wans"))
+    except OpenwrtError as exc:
+        raise RouterPlanError(str(exc))
+    # OMR brings its own VPN (glorytun-tcp by default, keyed by the pairing): the linux backend's
+    # OpenVPN client is not written to an OMR router.
+    vpn = _vpn(config.get("vpn"), vps, proxy) if backend == "linux" else {"enabled": False}
+    checked = {
         "backend": backend,
         "proxy": proxy,
-        "vpn": _vpn(config.get("vpn"), vps, proxy),
+        "vpn": vpn,
         "wans": [dict(w, multipath=_mode(w.get("multipath"))) if isinstance(w, dict) else w
                  for w in config.get("wans") or []],
         "lan": config.get("lan"),
@@ -555,6 +559,9 @@ def _config(config):
         "limits": _limits(config.get("limits")),
         "dhcp_timeout": timeout,
     }
+    if backend == "openwrt":
+        checked["pairing"] = pairing
+    return checked
 
 
 def config_digest(config):

@@ -143,7 +143,7 @@ def test_check_config_needs_no_host():
     ({"limits": {"subflows": 9}}, "omr_router_mptcp_limits.subflows must be between 0 and 8, got 9"),
     ({"limits": {"add_addr_accepted": True}}, "omr_router_mptcp_limits.add_addr_accepted must be an integer"),
     ({"limits": {"add_addr_accepted": "x"}}, "omr_router_mptcp_limits.add_addr_accepted must be an integer"),
-    ({"backend": "openwrt"}, "omr_router_backend 'openwrt' is not one of linux"),
+    ({"backend": "vyos"}, "omr_router_backend 'vyos' is not one of linux, openwrt"),
     ({"lan": {"device": "lan", "address": "192.168.100.1"}}, "omr_router_lan.address"),
     ({"lan_nat": "yes"}, "omr_router_lan_nat must be true or false"),
     ({"dhcp_timeout": "soon"}, "omr_router_dhcp_timeout must be a number of seconds"),
