@@ -27,11 +27,23 @@ def _mac(container, ifname):
     return "02:" + ":".join(digest[i:i + 2] for i in range(0, 10, 2))
 
 
-def omr_lab_plan(topology, wans, links, transit_links):
-    """Return {'networks': [{name, subnet, gateway, ipam}], 'containers': [{name, image, memory, networks, default_via}]}.
+# The router's place in the lab: a Debian router (omr.deploy.router's linux backend), or the OMR
+# stand-in (openwrt backend): no systemd, no Python, reached over SSH on the LAN.
+ROUTERS = {
+    "linux": {"name": "omr-lab-router", "command": "/lib/systemd/systemd"},
+    "omr": {"name": "omr-lab-omr", "image": "localhost/omr-lab/omr:12", "command": "/sbin/omr-lab-init"},
+}
+
+
+def omr_lab_plan(topology, wans, links, transit_links, router="linux", ssh_key=None):
+    """Return {'networks': [{name, subnet, gateway, ipam}], 'containers': [{name, image, command,
+    memory, networks, default_via, volumes}], 'replaced': [container names to remove first]}.
 
     Transit and hotspot networks get no addresses from podman (ipam none): the router and
     WiFi bridge roles address the transit links, the hotspot's DHCP server the bridge's uplink.
+    router: linux or omr. Either router takes the same addresses and MACs (the OMR stand-in takes
+    the Debian router's place, as a box swapped on the same cables); ssh_key: the public key file
+    the stand-in's root accepts.
     """
     inet, lan = topology["omr_lab_inet"], topology["omr_lab_lan"]
     image = topology["omr_lab_image"]
@@ -73,7 +85,7 @@ def omr_lab_plan(topology, wans, links, transit_links):
         {"name": "omr-lab-internet", "networks": [_attach("omr-lab-beyond", internet["host"], "eth0")],
          "default_via": internet["vps"]},
         {"name": "omr-lab-isp", "networks": isp_nets},
-        {"name": "omr-lab-router", "memory": "1g", "networks": router_nets},
+        dict(ROUTERS[router], memory="1g", networks=router_nets, mac_name=ROUTERS["linux"]["name"]),
         {"name": "omr-lab-client", "networks": [_attach("omr-lab-lan", lan["client"], "eth0")],
          "default_via": lan["router"]},
         # A public hotspot on the "internet", with its own DHCP network behind a captive portal,
@@ -84,10 +96,15 @@ def omr_lab_plan(topology, wans, links, transit_links):
         {"name": "omr-lab-wifi", "networks": [_attach("omr-lab-hotspot", None, "uplink"),
                                               _attach("omr-lab-transit-" + hotspot["transit_link"], None, "transit")]},
     ]
+    if router == "omr" and ssh_key:
+        containers[3]["volumes"] = ["%s:/root/.ssh/authorized_keys:ro" % ssh_key]
     for c in containers:
-        c["image"] = image
-        c["networks"] = ["%s,mac=%s" % (n, _mac(c["name"], n.rsplit("interface_name=", 1)[1])) for n in c["networks"]]
-    return {"networks": networks, "containers": containers}
+        c.setdefault("image", image)
+        c.setdefault("command", ROUTERS["linux"]["command"])
+        mac_name = c.pop("mac_name", c["name"])
+        c["networks"] = ["%s,mac=%s" % (n, _mac(mac_name, n.rsplit("interface_name=", 1)[1])) for n in c["networks"]]
+    others = [r["name"] for kind, r in sorted(ROUTERS.items()) if kind != router]
+    return {"networks": networks, "containers": containers, "replaced": others}
 
 
 def omr_lab_dhcp_links(wans, links):
@@ -125,18 +142,27 @@ def omr_lab_isp_config(wans, links, internet=None):
     return {"links": out, "routes": routes}
 
 
-def omr_lab_lan_report(wans, before, after, fetch, expected_sha256, speedtest=None):
+def omr_lab_lan_report(wans, before, after, fetch, expected_sha256, speedtest=None, capacity=None):
     """The LAN client's download (lab/tasks/lan_download.yml): omr-lab-fetch's JSON, the WANs'
     rx_bytes before and after, the file's sha256, and the speed test's links alone.
 
     Each WAN's share is of the bytes all WANs received; `fair` is its share of the links'
-    rates alone, so `share / fair` says how much of its part a WAN carried."""
+    rates alone, so `share / fair` says how much of its part a WAN carried. Without a speed
+    test (an OMR router has no Python for it), `capacity` ({wan: {down_mbit}}, the lab's
+    shaping) stands for the links alone."""
     result = json.loads(fetch) if isinstance(fetch, str) and fetch.strip() else {"error": "no output", "bytes": 0, "mbps": 0.0}
     deltas = [int(a) - int(b) for a, b in zip(after, before)]
     total = sum(deltas) or 1
     single = {}
     for link in (speedtest or {}).get("links", []):
         single[link["name"]] = link.get("single_mbps") or 0.0
+    basis = "alone"
+    if not single and capacity:
+        basis = "shaped"
+        for wan in wans:
+            down = (capacity.get(wan["name"]) or {}).get("down_mbit")
+            if down is not None:
+                single[wan["name"]] = float(down)
     sum_single = sum(single.get(w["name"], 0.0) for w in wans)
     out_wans = []
     for wan, delta in zip(wans, deltas):
@@ -153,9 +179,9 @@ def omr_lab_lan_report(wans, before, after, fetch, expected_sha256, speedtest=No
     lines = ["LAN client download from the internet host (receiver-counted, %s)"
              % ("intact" if report["intact"] else "NOT intact: %s" % (report["error"] or "sha256 differs"))]
     for w in out_wans:
-        alone = " (alone %.1f Mbit/s)" % w["single_mbps"] if w["single_mbps"] is not None else ""
+        alone = " (%s %.1f Mbit/s)" % (basis, w["single_mbps"]) if w["single_mbps"] is not None else ""
         lines.append("  %-6s %-6s %10d bytes  %5.1f %%%s" % (w["name"], w["multipath"], w["bytes"], 100 * w["share"], alone))
-    eff = " = %.3f of the links alone (%.1f Mbit/s)" % (report["efficiency"], sum_single) if sum_single else ""
+    eff = " = %.3f of the links %s (%.1f Mbit/s)" % (report["efficiency"], basis, sum_single) if sum_single else ""
     lines.append("  %d bytes at %.1f Mbit/s%s" % (report["bytes"], mbps, eff))
     # A WAN carried its part when it got at least half of its share of the links' rates.
     report["below_half"] = [w["name"] for w in out_wans if w["fair"] is None or w["share"] < 0.5 * w["fair"]]
