@@ -23,7 +23,7 @@ from ansible_collections.omr.deploy.plugins.module_utils._openwrt import (
     parse_state as parse_openwrt_state, saved_allocation, uci_intent)
 from ansible_collections.omr.deploy.plugins.module_utils._router import (
     RouterPlanError, check_config, host_plan, plan_router)
-from ansible_collections.omr.deploy.plugins.module_utils._uci import masked
+from ansible_collections.omr.deploy.plugins.module_utils._uci import digest, masked, quote
 from ansible_collections.omr.deploy.plugins.module_utils._router_runtime import (
     LEASE_DIR, LEASE_LOCK, parse_lease_files)
 
@@ -199,7 +199,7 @@ class ActionModule(ActionBase):
                 'omr_router_transit': plan['transit'],
                 'omr_mptcp': mptcp,
                 # The UCI as read, every secret masked.
-                'omr_router_uci': masked(state['uci']),
+                'omr_router_uci': masked(state['uci'], (), digest(salt, quote(''))),
             },
         )
         return result

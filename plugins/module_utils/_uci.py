@@ -39,6 +39,7 @@ except ImportError:  # pragma: no cover
 # shadowsocks keys, WireGuard and iperf keys).
 SECRET_OPTIONS = ("password", "key", "token", "psk", "upsk", "private_key", "preshared_key", "user_password")
 MASK = "********"
+MASK_CHANGED = "******** (changed)"
 DIGEST_PREFIX = "sha256:"
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
@@ -363,14 +364,23 @@ def mask_script(salt, secrets=SECRET_OPTIONS):
     ])
 
 
-def masked(config, extra=()):
-    # type: (Dict[str, list], Tuple[str, ...]) -> Dict[str, list]
-    """A copy with every secret value replaced by MASK (for facts and reports)."""
+def masked(config, extra=(), empty=None):
+    # type: (Dict[str, list], Tuple[str, ...], Optional[str]) -> Dict[str, list]
+    """A copy with every secret value replaced by MASK (for facts and reports). An empty value
+    (or `empty`, the digest of an empty one) stays empty: that there is no key is no secret. A
+    secret a batch set is shown as MASK_CHANGED, so that a diff tells it changed."""
     out = copy.deepcopy(config)
     for sections in out.values():
         for sec in sections:
+            changed = sec.pop("changed_secrets", ())
             for opt, value in sec["options"].items():
-                if is_secret(opt, extra):
+                if not is_secret(opt, extra):
+                    continue
+                if opt in changed:
+                    sec["options"][opt] = MASK_CHANGED
+                elif value in ("", empty):
+                    sec["options"][opt] = ""
+                else:
                     sec["options"][opt] = [MASK for _ in value] if isinstance(value, list) else MASK
     return out
 
@@ -584,9 +594,10 @@ def plan_batch(current, desired, digests=True, salt=""):
         for sec in sections:
             sec.pop("new", None)
     secrets = tuple(sorted(p.secret_options))
+    empty = digest(salt, quote("")) if digests else None
     return {"batch": p.batch, "shown": p.shown, "changes": dict((k, v) for k, v in p.changes.items()),
             "packages": list(p.touched), "changed": bool(p.batch),
-            "before": _mask_digests(current, secrets), "after": _mask_digests(p.state, secrets), "secrets": list(secrets)}
+            "before": masked(current, secrets, empty), "after": masked(p.state, secrets, empty), "secrets": list(secrets)}
 
 
 def _delta_name(sec):
@@ -601,6 +612,8 @@ def _apply_set(p, pkg, sec, opt, value, extra):
     if isinstance(have, list) or not p.same(have, value, opt, extra):
         p.emit("set", pkg, sec["ref"], opt, value, _delta_name(sec), extra)
         _set_option(sec, opt, value)
+        if is_secret(opt, extra):
+            sec.setdefault("changed_secrets", set()).add(opt)
 
 
 def _convert_spaced(p, pkg, sec, opt, extra):
@@ -636,10 +649,6 @@ def _apply_list(p, pkg, sec, opt, wanted, extra, exact):
         sec["options"][opt] = have
     else:
         sec["options"].pop(opt, None)
-
-
-def _mask_digests(config, extra):
-    return masked(config, extra)
 
 
 # ---------------------------------------------------------------------------

@@ -229,6 +229,14 @@ def test_secrets_compare_as_digests_and_never_show():
     assert "new-key" not in shown and "1234" not in shown and "old-key" not in shown
     assert plan["shown"] == ["set shadowsocks-libev.sss0.key='********'", "set shadowsocks-libev.sss0.pin='********'"]
     assert plan["changes"]["shadowsocks-libev"][0] == "shadowsocks-libev.sss0.key='%s'" % u.digest(salt, "'new-key'")
+    # The diff says that a key changed, never what it is; that there was none is no secret.
+    d = u.diff(plan)
+    assert "shadowsocks-libev.sss0.key='********'\n" in d["before"]
+    assert "shadowsocks-libev.sss0.key='******** (changed)'\n" in d["after"]
+    fresh, _ = u.parse_show("shadowsocks-libev.sss0=server\nshadowsocks-libev.sss0.key='%s'\n" % u.digest(salt, "''"))
+    first = u.diff(u.plan_batch(fresh, [{"package": "shadowsocks-libev", "type": "server", "name": "sss0",
+                                         "options": {"key": "k"}}], salt=salt))
+    assert "sss0.key=''\n" in first["before"] and "sss0.key='******** (changed)'\n" in first["after"]
 
 
 def test_diff_shows_the_touched_packages_before_and_after():
