@@ -141,9 +141,10 @@ class ActionModule(ActionBase):
         pending = dict((pkg, parts.get(('changes', pkg)) or []) for pkg in plan['packages'])
         pending = dict((pkg, lines) for pkg, lines in pending.items() if lines)
         if pending:
+            lines = '; '.join(unmask(sum(pending.values(), [])))
             self._fail('%s ha%s uncommitted changes on the router (`uci changes`): %s; commit or revert them first, '
-                       'omr.deploy.uci commits only its own' % (', '.join(sorted(pending)), 's' if len(pending) == 1 else 've',
-                                                                  '; '.join(unmask(sum(pending.values(), [])))),
+                       'omr.deploy.uci commits only its own'
+                       % (', '.join(sorted(pending)), 's' if len(pending) == 1 else 've', lines),
                        pending=dict((k, unmask(v)) for k, v in pending.items()))
 
         result.update(changed=plan['changed'], packages=plan['packages'], batch=plan['shown'],
@@ -161,9 +162,8 @@ class ActionModule(ActionBase):
         # `uci batch` exits 0 even when lines fail: any message on stderr is a failure.
         if res.get('rc') != 0 or errors or recorded is None:
             self._revert(plan['packages'])
-            self._fail('uci batch failed on the router, reverted %s: %s (rc=%s)' % (', '.join(plan['packages']),
-                                                                                     errors or 'no output', res.get('rc')),
-                       batch=plan['shown'])
+            self._fail('uci batch failed on the router, reverted %s: %s (rc=%s)'
+                       % (', '.join(plan['packages']), errors or 'no output', res.get('rc')), batch=plan['shown'])
         for pkg in plan['packages']:
             have = recorded.get(('changes', pkg)) or []
             if not changes_match(plan['changes'].get(pkg, []), have):

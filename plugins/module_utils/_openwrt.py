@@ -24,9 +24,9 @@ import json
 import re
 
 try:
-    from typing import Dict, List, Optional
+    from typing import Dict, List
 except ImportError:  # pragma: no cover
-    Dict = List = Optional = None
+    Dict = List = None
 
 from ansible_collections.omr.deploy.plugins.module_utils._mptcp import split_sections
 from ansible_collections.omr.deploy.plugins.module_utils._router_runtime import make_lease
@@ -371,7 +371,6 @@ def has_secret(uci, path, salt):
     sec = find_section(uci, pkg, name=sec_name)
     value = (sec or {"options": {}})["options"].get(opt)
     return value is not None and value != digest(salt, "''")
-
 
 
 def endpoint_drift(endpoints, wans):

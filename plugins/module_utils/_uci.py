@@ -381,7 +381,7 @@ def masked(config, extra=(), empty=None):
                 elif value in ("", empty):
                     sec["options"][opt] = ""
                 else:
-                    sec["options"][opt] = [MASK for _ in value] if isinstance(value, list) else MASK
+                    sec["options"][opt] = [MASK] * len(value) if isinstance(value, list) else MASK
     return out
 
 

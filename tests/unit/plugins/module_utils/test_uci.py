@@ -65,13 +65,13 @@ def test_export_of_an_omr_060_router():
 
 
 def test_anonymous_sections_by_id_and_by_position():
-    cfg, _ = u.parse_show(fixture("omr-064-show.txt"))
+    cfg, _unused = u.parse_show(fixture("omr-064-show.txt"))
     wan_zone = u.find_section(cfg, "firewall", stype="zone", match={"name": "wan"})
     # The WAN zone is the second zone: OMR's scripts call it @zone[1]; -X show gives its id.
     assert wan_zone["name"] == "cfg03dc81" and wan_zone["position"] == "@zone[1]" and wan_zone["anonymous"]
     assert u.find_section(cfg, "firewall", name="@zone[1]") is wan_zone
     assert wan_zone["options"]["network"] == ["wan1", "wan2", "wan2"]
-    shown, _ = u.parse_show("firewall.@zone[0]=zone\nfirewall.@zone[0].name='wan'\n")
+    shown, _unused = u.parse_show("firewall.@zone[0]=zone\nfirewall.@zone[0].name='wan'\n")
     assert shown["firewall"][0]["ref"] == "@zone[0]"
 
 
@@ -115,7 +115,7 @@ def test_read_dump_of_a_quoted_cut_off_excerpt():
 # --- planning ---------------------------------------------------------------------------------
 
 def current():
-    cfg, _ = u.parse_show(fixture("omr-064-show.txt"))
+    cfg, _unused = u.parse_show(fixture("omr-064-show.txt"))
     return cfg
 
 
@@ -166,7 +166,7 @@ def test_an_exact_list_with_a_duplicate_is_rebuilt():
 
 
 def test_an_exact_list_removes_the_members_it_does_not_hold():
-    cfg, _ = u.parse_show("openmptcprouter.vps=server\nopenmptcprouter.vps.ip='192.0.2.1' '198.51.100.10'\n")
+    cfg, _unused = u.parse_show("openmptcprouter.vps=server\nopenmptcprouter.vps.ip='192.0.2.1' '198.51.100.10'\n")
     plan = u.plan_batch(cfg, [{"package": "openmptcprouter", "type": "server", "name": "vps",
                                "exact_lists": {"ip": ["198.51.100.10"]}}])
     assert plan["batch"] == ["del_list openmptcprouter.vps.ip='192.0.2.1'"]
@@ -174,14 +174,14 @@ def test_an_exact_list_removes_the_members_it_does_not_hold():
 
 
 def test_a_space_separated_option_becomes_a_list_before_a_member_is_added():
-    cfg, _ = u.parse_show("firewall.cfg01dc81=zone\nfirewall.cfg01dc81.name='wan'\nfirewall.cfg01dc81.network='wan wan6'\n")
+    cfg, _unused = u.parse_show("firewall.cfg01dc81=zone\nfirewall.cfg01dc81.name='wan'\nfirewall.cfg01dc81.network='wan wan6'\n")
     plan = u.plan_batch(cfg, [wan_zone(["wan", "wan2"])])
     assert plan["batch"] == ["delete firewall.cfg01dc81.network", "add_list firewall.cfg01dc81.network='wan'",
                              "add_list firewall.cfg01dc81.network='wan6'", "add_list firewall.cfg01dc81.network='wan2'"]
 
 
 def test_a_missing_zone_is_added_and_addressed_as_the_last_of_its_type():
-    cfg, _ = u.parse_show("firewall.cfg01dc81=zone\nfirewall.cfg01dc81.name='lan'\n")
+    cfg, _unused = u.parse_show("firewall.cfg01dc81=zone\nfirewall.cfg01dc81.name='lan'\n")
     plan = u.plan_batch(cfg, [wan_zone(["wan1"])])
     assert plan["batch"] == ["add firewall zone", "set firewall.@zone[-1].name='wan'",
                              "add_list firewall.@zone[-1].network='wan1'"]
@@ -218,7 +218,7 @@ def test_on_change_is_set_only_when_the_section_changes():
 
 def test_secrets_compare_as_digests_and_never_show():
     salt = "abc123"
-    cfg, _ = u.parse_show("shadowsocks-libev.sss0=server\nshadowsocks-libev.sss0.key='%s'\n" % u.digest(salt, "'old-key'"))
+    cfg, _unused = u.parse_show("shadowsocks-libev.sss0=server\nshadowsocks-libev.sss0.key='%s'\n" % u.digest(salt, "'old-key'"))
     same = u.plan_batch(cfg, [{"package": "shadowsocks-libev", "type": "server", "name": "sss0",
                                "options": {"key": "old-key"}}], salt=salt)
     assert same["batch"] == []
@@ -233,7 +233,7 @@ def test_secrets_compare_as_digests_and_never_show():
     d = u.diff(plan)
     assert "shadowsocks-libev.sss0.key='********'\n" in d["before"]
     assert "shadowsocks-libev.sss0.key='******** (changed)'\n" in d["after"]
-    fresh, _ = u.parse_show("shadowsocks-libev.sss0=server\nshadowsocks-libev.sss0.key='%s'\n" % u.digest(salt, "''"))
+    fresh, _unused = u.parse_show("shadowsocks-libev.sss0=server\nshadowsocks-libev.sss0.key='%s'\n" % u.digest(salt, "''"))
     first = u.diff(u.plan_batch(fresh, [{"package": "shadowsocks-libev", "type": "server", "name": "sss0",
                                          "options": {"key": "k"}}], salt=salt))
     assert "sss0.key=''\n" in first["before"] and "sss0.key='******** (changed)'\n" in first["after"]
@@ -293,12 +293,12 @@ class StandIn(object):
 
     def __call__(self, *args, stdin=None):
         res = subprocess.run([BUSYBOX, "sh", UCI, "-c", str(self.conf), "-t", str(self.save)] + list(args),
-                             input=stdin, capture_output=True, text=True)
+                             input=stdin, capture_output=True, text=True, check=False)
         return res.returncode, res.stdout, res.stderr
 
 
 def export_of(show_text):
-    cfg, _ = u.parse_show(show_text)
+    cfg, _unused = u.parse_show(show_text)
     out = {}
     for pkg, sections in cfg.items():
         lines = []
@@ -329,9 +329,9 @@ def test_planned_batches_record_exactly_the_predicted_changes_then_nothing(tmp_p
     salt = "feed1234"
 
     def plan():
-        rc, show, _ = uci("-X", "show")
+        rc, show, _err = uci("-X", "show")
         assert rc == 0
-        cfg, _ = u.parse_show(show)
+        cfg, _unused = u.parse_show(show)
         return u.plan_batch(cfg, desired, salt=salt)
 
     first = plan()
