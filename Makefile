@@ -14,7 +14,7 @@ export PY_COLORS          := 0
 export ANSIBLE_FORCE_COLOR := 0
 
 APT_PACKAGES := podman runc debootstrap iproute2 nftables iputils-ping uidmap slirp4netns containernetworking-plugins \
-                shellcheck busybox jq
+                shellcheck busybox jq curl mptcpize
 IMAGES       := debian12 debian13
 SCENARIOS    := vps vps_reject lab
 PROFILE      ?= wifi
@@ -32,7 +32,7 @@ LAB          := -i $(LAB_INVENTORY)
 BENCH_ARGS   ?=
 
 .PHONY: bench help setup apt venv collection images lint yamllint ansible-lint sanity unit integration \
-        molecule test fast demo demo-down clean lab-inventory docs
+        molecule test fast demo demo-down clean lab-inventory docs audit
 
 help:
 	@echo "make demo       bring up the lab (PROFILE=wifi|even|mixed|cellular), converge it with site.yml, verify, speed test,"
@@ -45,6 +45,9 @@ help:
 	@echo "make setup      Debian packages, $(VENV), collection link, lab images (idempotent)"
 	@echo "make docs       regenerate the role references roles/*/README.md from their argument specs"
 	@echo "make venv collection   only the Python tool chain and the collection link (for real hosts, no lab)"
+	@echo "make audit      audit running hosts: INVENTORY=inventory GROUP=omr_vps,omr_router JOBS=4 OUT=.cache/audit"
+	@echo "                TIMEOUT=10 WAIVERS=file; the script's exit code: 0 compliant, 1 non-compliant, 2 unreachable,"
+	@echo "                4 usage error (make itself exits 2 on any of 1, 2, 4: it says \"Error N\")"
 
 setup: apt venv collection images
 
@@ -115,6 +118,19 @@ test: setup
 # ---- benchmark: figures, not assertions -------------------------------------------
 bench: setup
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# ---- fleet audit: tests/audit against running hosts (docs/fleet.md) -------------------
+# One pytest process per host, JOBS at a time; OUT/<host>.xml (JUnit), OUT/summary.json and .txt.
+# The lab: INVENTORY=$(LAB_INVENTORY) after `make demo` (or `make lab-inventory`).
+INVENTORY    ?= inventory
+GROUP        ?= omr_vps,omr_router
+JOBS         ?= 4
+OUT          ?= .cache/audit
+TIMEOUT      ?= 10
+WAIVERS      ?=
+
+audit: venv collection
+	$(PY) tests/audit/run.py -i "$(INVENTORY)" -g "$(GROUP)" -j "$(JOBS)" -o "$(OUT)" -t "$(TIMEOUT)"$(if $(WAIVERS), --waivers "$(WAIVERS)")
 
 # ---- the demo lab -------------------------------------------------------------
 lab-inventory:

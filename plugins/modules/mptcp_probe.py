@@ -32,6 +32,13 @@ description:
     C(EOPNOTSUPP) or C(ENOPROTOOPT), or has its fallback flag set.
   - With O(protocol=tcp) the module opens a plain TCP connection instead. Together with O(bind_address)
     this measures one WAN alone, the baseline an MPTCP aggregate is compared with.
+  - With O(client=curl), for a router without Python such as OpenMPTCProuter's, the probe runs as an action
+    plugin instead. One POSIX shell command over the connection runs C(curl) against the server's HTTP mode
+    (C(GET /download?seconds=N)), prefixed with C(mptcpize run) for O(protocol=mptcp), as OMR's own speed test
+    does, and the controller parses its output. Downloads only; the data is not checked. The server's
+    C(X-Omr-Mptcp) header says whether the connection was MPTCP end to end, and C(ss) counts the established
+    TCP connections to the server's port half-way through the test, which for an MPTCP connection are its
+    subflows.
   - The probe changes nothing on the target, so the task never reports a change.
 author:
   - omr.deploy maintainers (!UNKNOWN)
@@ -50,6 +57,7 @@ options:
   direction:
     description:
       - V(download) measures server to target (the server sends), V(upload) target to server.
+      - V(upload) needs O(client=python).
     type: str
     choices: [download, upload]
     default: download
@@ -66,12 +74,14 @@ options:
         many bytes arrived intact.
       - The server refuses more than its C(--max-bytes) (1 GiB by default), and stops a transfer that runs
         past its C(--max-seconds).
+      - Needs O(client=python).
     type: int
   bind_address:
     description:
       - Local address to leave from, for example one WAN's address, to test that WAN.
       - With O(protocol=mptcp) it only picks the first subflow's address; the kernel path manager still adds
         subflows from its C(subflow) endpoints. Use O(protocol=tcp) to test a single WAN alone.
+      - With O(client=curl) it is curl's C(--interface), which also takes an interface name.
     type: str
   protocol:
     description:
@@ -85,8 +95,30 @@ options:
     description:
       - Seconds to wait for the connection, and for the transfer when it stalls (no data received during a
         download, no progress during an upload).
+      - With O(client=curl), curl's C(--connect-timeout), and the whole transfer may take O(seconds) plus this
+        (C(--max-time)).
     type: int
     default: 10
+  client:
+    description:
+      - V(python) runs this module on the target (it needs Python there).
+      - V(curl) runs C(curl) on the target with one shell command (C(mptcpize run curl) for O(protocol=mptcp)),
+        for a router without Python. It needs C(curl), C(mktemp), C(wc), C(mptcpize) for O(protocol=mptcp)
+        and, to count subflows, iproute2's C(ss), all of which OpenMPTCProuter has. It only downloads
+        (O(direction=download), for O(seconds); O(bytes) is refused) and does not check the data, so
+        RV(integrity_ok) is null.
+    type: str
+    choices: [python, curl]
+    default: python
+  interfaces:
+    description:
+      - With O(client=curl), the WANs to count, a dict of each WAN's device name to its address. Their receive counters
+        (C(/sys/class/net/DEVICE/statistics/rx_bytes)) are read before and after the test, and RV(subflow_details)
+        has one entry per device with the address given here and what the device received.
+      - These are interface counters during the test, headers and any other traffic on the device included,
+        not one connection's payload.
+      - Only used by O(client=curl); the Python client reads each subflow itself and refuses this option.
+    type: dict
 extends_documentation_fragment:
   - omr.deploy.attributes
 attributes:
@@ -100,9 +132,10 @@ attributes:
       - The probe changes no state.
   platform:
     support: full
-    platforms: [linux]
+    platforms: [linux, openwrt]
     details:
-      - Needs Python on the target (on an OpenWrt router, only where Python is installed).
+      - Needs Python on the target with O(client=python). With O(client=curl) it runs on an OpenWrt router
+        without Python (OpenMPTCProuter), or any Linux with a POSIX C(sh) and C(curl).
       - Per-subflow details need the Python C(ctypes) module and kernel 5.16 or later
         (C(MPTCP_TCPINFO) and C(MPTCP_SUBFLOW_ADDRS)); without them RV(subflow_details) is empty for an MPTCP
         connection and RV(subflows) comes from C(MPTCP_INFO).
@@ -117,6 +150,10 @@ notes:
     data the MPTCP layer sent again on another subflow counts twice, and their sum can be slightly above
     RV(bytes).
   - Throughput is in megabits per second (10^6 bit/s) of payload.
+  - O(client=curl) runs as an action plugin; the module file itself only runs the Python client and fails
+    when it is asked for curl.
+  - With O(client=curl) a fallback to plain TCP is seen by the server, which says so in its C(X-Omr-Mptcp)
+    header; an older C(omr-mptcp-speedtest) without the HTTP mode makes curl fail.
 seealso:
   - module: omr.deploy.mptcp_info
   - module: omr.deploy.mptcp_endpoint
@@ -158,6 +195,16 @@ EXAMPLES = r"""
   register: upload
   failed_when: not upload.integrity_ok
 
+- name: On an OMR router without Python, all WANs bonded with mptcpize and curl
+  omr.deploy.mptcp_probe:
+    host: 192.0.2.1
+    client: curl
+    seconds: 10
+    interfaces:
+      eth1: 100.64.1.2
+      eth2: 100.64.2.2
+  register: aggregate_curl
+
 - name: Show what each subflow carried
   ansible.builtin.debug:
     msg: "{{ item.local_address }} -> {{ item.remote_address }}: {{ item.bytes_received }} bytes received"
@@ -175,6 +222,8 @@ mptcp:
 subflows:
   description:
     - Number of subflows seen during the transfer, including the initial one. Always 1 without MPTCP.
+    - With O(client=curl), the established TCP connections to the server's port that C(ss) counted half-way
+      through the test; null when they could not be counted (no C(ss), or a test that ended early).
   returned: success
   type: int
   sample: 2
@@ -183,6 +232,9 @@ subflow_details:
     - One entry per subflow seen, in the order they were first seen, with the byte counters of its last sample.
     - For a plain TCP (or fallen-back) connection, the one TCP connection.
     - Empty for an MPTCP connection when per-subflow data is unavailable (no C(ctypes), kernel before 5.16).
+    - With O(client=curl), one entry per device of O(interfaces) (empty without it), with only C(device),
+      C(local_address) (the address given for it) and C(bytes_received), what the device received during the
+      test, headers and other traffic included.
   returned: success
   type: list
   elements: dict
@@ -192,51 +244,60 @@ subflow_details:
     - {local_address: 100.64.2.2, local_port: 38467, remote_address: 192.0.2.1, remote_port: 65432,
        bytes_sent: 0, bytes_received: 9822152, bytes_acked: 1, bytes_retrans: 0}
   contains:
+    device:
+      description: The network device (O(client=curl)).
+      type: str
+      returned: with O(client=curl)
+      sample: eth1
     local_address:
-      description: Local address of the subflow.
+      description: Local address of the subflow; with O(client=curl), the address given in O(interfaces).
       type: str
       returned: always
       sample: 100.64.1.2
     local_port:
       description: Local port of the subflow.
       type: int
-      returned: always
+      returned: with O(client=python)
       sample: 40112
     remote_address:
       description: Remote address of the subflow.
       type: str
-      returned: always
+      returned: with O(client=python)
       sample: 192.0.2.1
     remote_port:
       description: Remote port of the subflow.
       type: int
-      returned: always
+      returned: with O(client=python)
       sample: 65432
     bytes_sent:
       description:
         - TCP payload bytes the subflow sent, retransmissions included (C(tcpi_bytes_sent)).
         - Null on kernels before 4.19.
       type: int
-      returned: always
+      returned: with O(client=python)
       sample: 89
     bytes_received:
-      description: TCP payload bytes the subflow received (C(tcpi_bytes_received)).
+      description:
+        - TCP payload bytes the subflow received (C(tcpi_bytes_received)).
+        - With O(client=curl), what the device received during the test (its C(rx_bytes) counter), null when
+          the device has no counters.
       type: int
       returned: always
       sample: 10231808
     bytes_acked:
       description: Bytes the peer acknowledged on this subflow (C(tcpi_bytes_acked), which counts the SYN as 1).
       type: int
-      returned: always
+      returned: with O(client=python)
       sample: 90
     bytes_retrans:
       description: Bytes retransmitted on this subflow (C(tcpi_bytes_retrans)). Null on kernels before 4.19.
       type: int
-      returned: always
+      returned: with O(client=python)
       sample: 0
 bytes:
   description:
     - Payload bytes counted by the receiver (this module for a download, the server for an upload).
+    - With O(client=curl), the body bytes curl received (C(size_download)).
   returned: success
   type: int
   sample: 20054016
@@ -246,7 +307,9 @@ bytes_sent:
   type: int
   sample: 20054016
 seconds:
-  description: Duration of the transfer at the receiver, from the request to the last byte received.
+  description:
+    - Duration of the transfer at the receiver, from the request to the last byte received.
+    - With O(client=curl), from the first byte to the last (curl's C(time_total) less C(time_starttransfer)).
   returned: success
   type: float
   sample: 4.12
@@ -259,7 +322,7 @@ integrity_ok:
   description:
     - True when every byte received matched the expected stream (for an upload, when the server's SHA-256
       and count match what was sent), and, with O(bytes), exactly that many bytes arrived.
-    - Null when nothing could be checked.
+    - Null when nothing could be checked, and always with O(client=curl), which does not check the data.
   returned: success
   type: bool
   sample: true
@@ -273,6 +336,11 @@ protocol:
   returned: always
   type: str
   sample: mptcp
+client:
+  description: The client that ran (O(client)).
+  returned: success
+  type: str
+  sample: curl
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -290,11 +358,18 @@ def main():
             bind_address=dict(type='str'),
             protocol=dict(type='str', choices=['mptcp', 'tcp'], default='mptcp'),
             timeout=dict(type='int', default=10),
+            client=dict(type='str', choices=['python', 'curl'], default='python'),
+            interfaces=dict(type='dict'),
         ),
         # The probe only moves test traffic: it runs in check mode too.
         supports_check_mode=True,
     )
     p = module.params
+    if p['client'] == 'curl':
+        module.fail_json(msg='client=curl runs in the action plugin omr.deploy.mptcp_probe, on the controller; this '
+                             'module file only has the Python client (was it run without its action plugin?)')
+    if p['interfaces']:
+        module.fail_json(msg='interfaces is only used with client=curl; the Python client reads each subflow itself')
     if not 1 <= p['port'] <= 65535:
         module.fail_json(msg='port must be between 1 and 65535, got %d' % p['port'])
     if p['bytes'] is None and p['seconds'] <= 0:
@@ -315,7 +390,7 @@ def main():
         module.fail_json(msg=exc.msg, changed=False, **partial)
     for warning in result.pop('warnings', []):
         module.warn(warning)
-    module.exit_json(changed=False, **result)
+    module.exit_json(changed=False, client='python', **result)
 
 
 if __name__ == '__main__':

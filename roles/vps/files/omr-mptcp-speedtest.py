@@ -3,10 +3,11 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """omr-mptcp-speedtest: a small Multipath TCP speed-test server for an OpenMPTCProuter VPS.
 
-Standard library only. The client is the omr.deploy.mptcp_probe Ansible module
-(plugins/module_utils/_mptcp_sock.py), run on the router.
+Standard library only. The clients are the omr.deploy.mptcp_probe Ansible module
+(plugins/module_utils/_mptcp_sock.py), run on the router, and curl on a router without Python
+(omr.deploy.mptcp_probe with client=curl, in HTTP).
 
-Protocol (one TCP/MPTCP connection per test):
+Protocol (one TCP/MPTCP connection per test); the first line says which of the two it is:
   client -> server  one JSON line: {"direction": "download"|"upload", "seconds": N}
                     or {"direction": ..., "bytes": N}; optional "seed" (integer) picks the data stream.
   download          the server sends the data stream for N seconds, or exactly N bytes,
@@ -18,6 +19,17 @@ Protocol (one TCP/MPTCP connection per test):
                     clients) is answered with one line {"error": "..."} and the connection is closed.
                     Clients outside --allow are closed at once, without an answer.
   The data stream starts with eight zero bytes, so an answer starting with "{" is an error line.
+
+  HTTP (downloads only, for curl):
+  client -> server  "GET /download?seconds=N[&seed=S] HTTP/1.x", then any request headers up to
+                    an empty line; they are read and ignored.
+  download          "HTTP/1.0 200 OK" with Content-Type: application/octet-stream,
+                    Connection: close and X-Omr-Mptcp: yes|no (whether this connection is MPTCP
+                    end to end, known once the handshake is done), then the same data stream for
+                    N seconds, then the close, as for a JSON download.
+  refusal           "HTTP/1.0 400 Bad Request" (503 Service Unavailable when all slots are busy)
+                    with the error as a text/plain body and in the header X-Omr-Error, then close.
+  Same limits, --allow list and log lines as JSON requests.
 
 The data stream is deterministic: block k (64 KiB) is k as 8 big-endian bytes followed by
 bytes 8..65535 of SHA-256 in counter mode over (magic, seed, i). The receiver regenerates it to
@@ -39,6 +51,7 @@ import hashlib
 import ipaddress
 import json
 import os
+import re
 import signal
 import socket
 import struct
@@ -54,6 +67,7 @@ SO_PROTOCOL = getattr(socket, 'SO_PROTOCOL', 38)
 
 DEFAULT_PORT = 65432
 REQUEST_LIMIT = 4096
+HEAD_LIMIT = 16384     # an HTTP request's whole head (request line and headers)
 DRAIN_GRACE = 5.0      # seconds an upload may run past --max-seconds while buffers drain
 
 
@@ -78,7 +92,11 @@ def log(msg):
 
 
 class Refused(Exception):
-    """A request the server answers with an error line."""
+    """A request the server answers with an error line (or an HTTP error)."""
+
+    def __init__(self, message, head=b''):
+        super(Refused, self).__init__(message)
+        self.head = head    # what was read of an unfinished request line
 
 
 def parse_request(line, max_seconds, max_bytes):
@@ -89,6 +107,11 @@ def parse_request(line, max_seconds, max_bytes):
         raise Refused('bad request: not a JSON line')
     if not isinstance(req, dict):
         raise Refused('bad request: not a JSON object')
+    return check_request(req, max_seconds, max_bytes)
+
+
+def check_request(req, max_seconds, max_bytes):
+    """A request as a dict (from JSON or from an HTTP query) -> (direction, seconds, bytes, seed)."""
     direction = req.get('direction')
     if direction not in ('download', 'upload'):
         raise Refused('bad request: direction must be "download" or "upload"')
@@ -106,6 +129,67 @@ def parse_request(line, max_seconds, max_bytes):
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 64:
         raise Refused('bad request: seed must be an integer between 0 and 2**64-1')
     return direction, seconds, nbytes, seed
+
+
+_HTTP_START_RE = re.compile(br'^[A-Z]+ ')
+_HTTP_LINE_RE = re.compile(r'^([A-Z]+) (\S+) HTTP/1\.[0-9]$')
+_DECIMAL_RE = re.compile(r'^[0-9]{1,12}(\.[0-9]{1,9})?$')
+_SEED_RE = re.compile(r'^[0-9]{1,20}$')
+
+
+def is_http(line):
+    """An HTTP request line (a method in capitals, then a space), not a JSON line."""
+    return _HTTP_START_RE.match(line) is not None
+
+
+def parse_http_request(line, max_seconds, max_bytes):
+    """`GET /download?seconds=N[&seed=S] HTTP/1.x` -> the same tuple as parse_request."""
+    try:
+        text = line.rstrip(b'\r').decode('ascii')
+    except UnicodeDecodeError:
+        raise Refused('bad request: the request line is not ASCII')
+    match = _HTTP_LINE_RE.match(text)
+    if not match:
+        raise Refused('bad request: expected "GET /download?seconds=N[&seed=S] HTTP/1.1"')
+    method, target = match.groups()
+    if method != 'GET':
+        raise Refused('bad request: only GET is served, not %s' % method)
+    path, _sep, query = target.partition('?')
+    if path != '/download':
+        raise Refused('bad request: only /download?seconds=N[&seed=S] is served, not %s' % path)
+    params = {}
+    for pair in query.split('&') if query else []:
+        key, eq, value = pair.partition('=')
+        if not eq or key in params:
+            raise Refused('bad request: the query must be seconds=N[&seed=S]')
+        if key not in ('seconds', 'seed'):
+            raise Refused('bad request: unknown parameter %s (only seconds and seed)' % key)
+        params[key] = value
+    if 'seconds' not in params:
+        raise Refused('bad request: /download needs seconds=N')
+    seconds = params['seconds']
+    if not _DECIMAL_RE.match(seconds):
+        raise Refused('seconds must be above 0 and at most %g (server --max-seconds)' % max_seconds)
+    req = {'direction': 'download', 'seconds': float(seconds) if '.' in seconds else int(seconds)}
+    if 'seed' in params:
+        if not _SEED_RE.match(params['seed']):
+            raise Refused('bad request: seed must be an integer between 0 and 2**64-1')
+        req['seed'] = int(params['seed'])
+    return check_request(req, max_seconds, max_bytes)
+
+
+def http_head(status, headers):
+    """An HTTP/1.0 response head: the status ("200 OK") and (name, value) pairs."""
+    lines = ['HTTP/1.0 %s' % status] + ['%s: %s' % pair for pair in headers] + ['', '']
+    return '\r\n'.join(lines).encode('ascii', 'replace')
+
+
+def http_error(status, message):
+    """A whole error response; the message is the body, and a header a client can show."""
+    body = (message + '\n').encode('utf-8')
+    head = http_head(status, [('Content-Type', 'text/plain; charset=utf-8'), ('Content-Length', str(len(body))),
+                              ('Connection', 'close'), ('X-Omr-Error', message.replace('\r', ' ').replace('\n', ' '))])
+    return head + body
 
 
 def socket_mptcp(sock):
@@ -217,9 +301,9 @@ class Server(object):
         deadline = time.monotonic() + self.timeout
         while b'\n' not in data:
             if len(data) > REQUEST_LIMIT:
-                raise Refused('bad request: no newline in the first %d bytes' % REQUEST_LIMIT)
+                raise Refused('bad request: no newline in the first %d bytes' % REQUEST_LIMIT, bytes(data))
             if time.monotonic() > deadline or self.stop.is_set():
-                raise Refused('no request within %s seconds' % self.timeout)
+                raise Refused('no request within %s seconds' % self.timeout, bytes(data))
             try:
                 chunk = conn.recv(REQUEST_LIMIT)
             except socket.timeout:
@@ -230,9 +314,36 @@ class Server(object):
         line, rest = bytes(data).split(b'\n', 1)
         return line, rest
 
+    def read_head(self, conn, rest):
+        """Read (and drop) an HTTP request's headers, up to the empty line after them."""
+        data = bytearray(rest)
+        deadline = time.monotonic() + self.timeout
+        while not (data.startswith((b'\r\n', b'\n')) or b'\n\r\n' in data or b'\n\n' in data):
+            if len(data) > HEAD_LIMIT:
+                raise Refused('bad request: headers longer than %d bytes' % HEAD_LIMIT)
+            if time.monotonic() > deadline or self.stop.is_set():
+                raise Refused('no end of the headers within %s seconds' % self.timeout)
+            try:
+                chunk = conn.recv(HEAD_LIMIT)
+            except socket.timeout:
+                continue
+            if not chunk:
+                raise EOFError('closed before the end of its headers')
+            data += chunk
+
     def answer(self, conn, obj):
         try:
             conn.sendall(json.dumps(obj, sort_keys=True).encode('ascii') + b'\n')
+        except OSError:
+            pass
+
+    def answer_error(self, conn, http, message, status='400 Bad Request'):
+        """An error line to a JSON client, an HTTP error response to an HTTP one."""
+        if not http:
+            self.answer(conn, {'error': message})
+            return
+        try:
+            conn.sendall(http_error(status, message))
         except OSError:
             pass
 
@@ -262,11 +373,14 @@ class Server(object):
     def refuse(self, conn, peer, reason, semaphore):
         try:
             conn.settimeout(1.0)
+            line = b''
             try:
-                self.read_line(conn)
-            except (Refused, EOFError, OSError):
+                line = self.read_line(conn)[0]
+            except Refused as exc:
+                line = exc.head
+            except (EOFError, OSError):
                 pass
-            self.answer(conn, {'error': reason})
+            self.answer_error(conn, is_http(line), reason, '503 Service Unavailable')
             self.linger_close(conn)
         finally:
             semaphore.release()
@@ -275,14 +389,21 @@ class Server(object):
 
     def client(self, conn, peer):
         who = format_peer(peer)
+        http = False
         try:
             conn.settimeout(1.0)
             try:
                 line, rest = self.read_line(conn)
-                direction, seconds, nbytes, seed = parse_request(line, self.max_seconds, self.max_bytes)
+                http = is_http(line)
+                if http:
+                    direction, seconds, nbytes, seed = parse_http_request(line, self.max_seconds, self.max_bytes)
+                    self.read_head(conn, rest)
+                else:
+                    direction, seconds, nbytes, seed = parse_request(line, self.max_seconds, self.max_bytes)
             except Refused as exc:
+                http = http or is_http(exc.head)
                 log('refused client=%s reason=%s' % (who, json.dumps(str(exc))))
-                self.answer(conn, {'error': str(exc)})
+                self.answer_error(conn, http, str(exc))
                 self.linger_close(conn)
                 return
             except (EOFError, OSError) as exc:
@@ -292,6 +413,11 @@ class Server(object):
             started = time.monotonic()
             try:
                 if direction == 'download':
+                    if http:
+                        # Fallback to plain TCP is settled by the handshake, before any data.
+                        conn.sendall(http_head('200 OK', [
+                            ('Content-Type', 'application/octet-stream'), ('Connection', 'close'),
+                            ('X-Omr-Mptcp', 'yes' if socket_mptcp(conn)[0] else 'no')]))
                     moved, error = self.send_stream(conn, seed, seconds, nbytes)
                     mptcp, extra = socket_mptcp(conn)
                     # The client closes once it has read everything: timing up to its close
@@ -406,7 +532,8 @@ def make_listener(bind, port):
 def parse_args(argv):
     parser = argparse.ArgumentParser(
         prog='omr-mptcp-speedtest',
-        description='MPTCP speed-test server for omr.deploy.mptcp_probe (one JSON request line per connection).')
+        description='MPTCP speed-test server for omr.deploy.mptcp_probe (one JSON request line, or an HTTP GET '
+                    'for curl, per connection).')
     parser.add_argument('--bind', default='0.0.0.0', help='address to listen on (default 0.0.0.0; :: for IPv6 and IPv4)')
     parser.add_argument('--port', type=int, default=DEFAULT_PORT, help='TCP port (default %d)' % DEFAULT_PORT)
     parser.add_argument('--max-seconds', type=float, default=30.0, help='longest transfer in seconds (default 30)')
