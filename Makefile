@@ -13,8 +13,9 @@ export PATH               := $(CURDIR)/$(BIN):$(PATH)
 export PY_COLORS          := 0
 export ANSIBLE_FORCE_COLOR := 0
 
+# prometheus: for promtool, which checks and unit-tests prometheus/omr-deploy.rules.yml in the unit stage.
 APT_PACKAGES := podman runc debootstrap iproute2 nftables iputils-ping uidmap slirp4netns containernetworking-plugins \
-                shellcheck busybox jq curl mptcpize
+                shellcheck busybox jq prometheus curl mptcpize
 IMAGES       := debian12 debian13
 SCENARIOS    := vps vps_reject lab
 PROFILE      ?= wifi

@@ -66,6 +66,9 @@ else
               apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer; do
     ln -sf /dev/null "$root/etc/systemd/system/$unit"
   done
+  # Debian enables node_exporter as it installs it, listening on every address; the roles' monitoring
+  # concern configures and enables it where it is asked for (disabled, not masked, for them to enable).
+  rm -f "$root/etc/systemd/system/multi-user.target.wants/prometheus-node-exporter.service"
   echo "omr-lab" > "$root/etc/hostname"
 fi
 rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*

@@ -92,6 +92,14 @@ options:
     description: The variables' common prefix, for messages.
     type: str
     default: omr_vps_firewall
+  closed:
+    description:
+      - Ports the plan must never open, each C({port, proto, var, why}) (C(proto) defaults to C(tcp)), such as
+        node_exporter's (C(omr_vps_monitoring_listen)). Any port above that asks for one is an error naming both
+        variables. They are not part of the plan (nor of its digest), the input chain drops them anyway.
+    type: list
+    elements: dict
+    default: []
 seealso:
   - module: ansible.builtin.template
 """
@@ -173,11 +181,11 @@ from ansible_collections.omr.deploy.plugins.module_utils._firewall import (
 
 def vps_firewall_plan(extra_ports, public_interfaces=None, default_interface=None, ssh_ports='auto',
                       ssh_port_in_use=None, services=None, mptcp_endpoints=None, icmp_rate=DEFAULT_ICMP_RATE,
-                      prefix='omr_vps_firewall'):
+                      prefix='omr_vps_firewall', closed=None):
     try:
         return plan_firewall(extra_ports, public_interfaces=public_interfaces, default_interface=default_interface,
                              ssh_ports=ssh_ports, ssh_port_in_use=ssh_port_in_use, services=services,
-                             mptcp_endpoints=mptcp_endpoints, icmp_rate=icmp_rate, prefix=prefix)
+                             mptcp_endpoints=mptcp_endpoints, icmp_rate=icmp_rate, prefix=prefix, closed=closed)
     except ValueError as e:
         raise AnsibleFilterError('omr.deploy.vps_firewall_plan: %s' % e)
 

@@ -176,8 +176,8 @@ def _digest(plan):
 
 def plan_firewall(extra_ports=None, public_interfaces=None, default_interface=None, ssh_ports='auto',
                   ssh_port_in_use=None, services=None, mptcp_endpoints=None, icmp_rate=DEFAULT_ICMP_RATE,
-                  prefix='omr_vps_firewall'):
-    # type: (Any, Any, Optional[str], Any, Any, Any, Any, Any, str) -> FirewallPlan
+                  prefix='omr_vps_firewall', closed=None):
+    # type: (Any, Any, Optional[str], Any, Any, Any, Any, Any, str, Any) -> FirewallPlan
     """The firewall's plan.
 
     extra_ports: the user's [{port, proto, comment?, sources?}] (`<prefix>_extra_ports`).
@@ -186,6 +186,7 @@ def plan_firewall(extra_ports=None, public_interfaces=None, default_interface=No
     None when it does not come over SSH (podman, docker, local).
     services: the role's concerns' ports, [{port, proto, comment, sources?, var, sources_var?}].
     mptcp_endpoints: omr_vps_mptcp_endpoints; a `signal` endpoint with a port listens there for subflows.
+    closed: ports the plan must never open, [{port, proto, var, why}] (node_exporter's): asking for one is an error.
     """
     if ssh_port_in_use in ('', None):
         ssh_port_in_use = None
@@ -224,6 +225,16 @@ def plan_firewall(extra_ports=None, public_interfaces=None, default_interface=No
             rule['comments'].append(e['comment'])
         if e['var'] not in rule['vars']:
             rule['vars'].append(e['var'])
+
+    for i, item in enumerate(_list(closed, 'closed')):
+        item = item if isinstance(item, dict) else {'port': item}
+        var = item.get('var') or 'closed[%d]' % i
+        key = (str(item.get('proto') or 'tcp').lower(), _port(item.get('port'), var))
+        if key in rules:
+            raise ValueError('%s opens %s %d, %s (%s): the firewall never opens it on the public side. Remove it, and '
+                             'reach the port through a tunnel or a private network'
+                             % (', '.join(rules[key]['vars']), key[0], key[1], item.get('why') or 'a port kept closed',
+                                var))
 
     planned = []
     for key in sorted(rules):

@@ -192,6 +192,56 @@ def test_the_filter_names_itself_and_the_variable():
         filter_plugin.vps_firewall_plan([], default_interface='eth0', ssh_ports=[22], ssh_port_in_use=2222)
 
 
+# ---- node_exporter's port stays closed (omr_vps_monitoring_enabled) ------------------------------
+
+EXPORTER = [{'port': 9100, 'proto': 'tcp', 'var': 'omr_vps_monitoring_listen', 'why': 'where node_exporter listens'}]
+
+
+def test_a_closed_port_asked_for_is_refused_naming_both_variables():
+    p = plan(closed=EXPORTER)
+    assert 9100 not in p['tcp'] and 9100 not in p['udp']
+    # Not part of the plan: turning monitoring on does not change the digest, nor reload the table.
+    assert p == plan()
+    with pytest.raises(ValueError, match=r'^omr_vps_firewall_extra_ports\[0\] opens tcp 9100, where node_exporter '
+                                         r'listens \(omr_vps_monitoring_listen\): the firewall never opens it'):
+        plan([{'port': 9100, 'proto': 'tcp', 'sources': ['192.0.2.0/24']}], closed=EXPORTER)
+    # UDP 9100 is another port.
+    assert plan([{'port': 9100, 'proto': 'udp'}], closed=EXPORTER)['udp'] == [9100, 65101]
+
+
+def role_vars(**overrides):
+    """roles/vps's defaults and vars, templated by Ansible as the role sees them."""
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.template import Templar
+    loader = DataLoader()
+    variables = {}
+    for name in ('defaults', 'vars'):
+        variables.update(loader.load_from_file(os.path.join(ROOT, 'roles', 'vps', name, 'main.yml'),
+                                               trusted_as_template=True))
+    variables.update(overrides)
+    return Templar(loader=loader, variables=variables), variables
+
+
+def test_the_roles_firewall_keeps_the_exporters_port_closed_with_every_concern_on():
+    # Monitoring on, on the VPN's end (what a scrape through the tunnel uses), with every concern that
+    # opens a port: the plan the role makes opens neither 9100 nor anything monitoring asks for.
+    templar, variables = role_vars(
+        omr_vps_monitoring_enabled=True, omr_vps_monitoring_listen='10.255.252.1:9100',
+        omr_vps_speedtest_enabled=True, omr_vps_speedtest_allowed_clients=['100.64.0.0/16'],
+        omr_vps_mptcp_endpoints=[{'address': '203.0.113.7', 'port': 65010, 'flags': ['signal']}],
+        __omr_vps_monitoring_plan={'port': 9100, 'listen': '10.255.252.1:9100'})
+    services = templar.template(variables['__omr_vps_firewall_services'])
+    closed = templar.template(variables['__omr_vps_firewall_closed'])
+    assert closed == EXPORTER
+    p = f.plan_firewall([], default_interface='eth0', services=services, closed=closed,
+                        mptcp_endpoints=templar.template(variables['omr_vps_mptcp_endpoints']))
+    assert p['tcp'] == [22, 65010, 65101, 65301, 65432] and p['udp'] == [65101]
+    assert not [r for r in p['rules'] if r['port'] == 9100 or any('monitoring' in v for v in r['vars'])]
+    # Off, nothing is kept closed (and nothing opened either).
+    templar, variables = role_vars(omr_vps_monitoring_enabled=False)
+    assert templar.template(variables['__omr_vps_firewall_closed']) == []
+
+
 # ---- the template ------------------------------------------------------------------------------
 
 def render(p):
