@@ -13,6 +13,7 @@ run's server on the last page. What the real APIs do beyond this is not shown he
 
 from __future__ import absolute_import, division, print_function
 
+import importlib.util
 import json
 import os
 import shutil
@@ -303,8 +304,9 @@ def test_the_run_inventory_is_the_new_host_alone_and_the_audit_can_read_it(tmp_p
     ip = hcloud.servers[-1]['public_net']['ipv4']['ip']
     assert hosts_of(data, 'omr_run_' + RUN) == [NEW] and data['omr_vps']['children'] == ['omr_run_' + RUN]
     assert data['_meta']['hostvars'][NEW]['ansible_host'] == ip
-    # pytest-testinfra, as the audit step runs it: the run's inventory gives an ssh host, the cloud
-    # inventory itself does not (its strings come out of ansible-inventory wrapped as unsafe).
+    # pytest-testinfra's own ansible:// reading: the run's inventory gives an ssh host, the cloud
+    # inventory itself does not (its strings come out of ansible-inventory wrapped as unsafe; the
+    # pipelines' audit step, tests/audit/run.py, unwraps them and takes either).
     from testinfra.utils.ansible_runner import AnsibleRunner
     monkeypatch.setenv('PATH', os.path.dirname(ANSIBLE_INVENTORY) + os.pathsep + os.environ['PATH'])
     monkeypatch.setenv('ANSIBLE_CONFIG', os.path.join(ROOT, 'ansible.cfg'))
@@ -313,6 +315,16 @@ def test_the_run_inventory_is_the_new_host_alone_and_the_audit_can_read_it(tmp_p
     monkeypatch.setenv('HCLOUD_TOKEN', TOKEN)
     with pytest.raises(AssertionError, match='__ansible_unsafe'):
         AnsibleRunner(path).get_host(NEW)
+    # The audit step's runner: from either inventory, the VPS checks over ssh to the new host.
+    spec = importlib.util.spec_from_file_location('omr_audit_run', os.path.join(ROOT, 'tests', 'audit', 'run.py'))
+    audit = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(audit)
+    for source in (str(snapshot), path):
+        args = audit.parse_args(['-i', source, '-g', 'omr_run_' + RUN, '-o', str(tmp_path / 'audit')])
+        items = audit.plan_hosts(args, dict(audit.tool_env(), **pipeline_env()), str(tmp_path))
+        assert [(i['name'], [os.path.basename(f) for f in i['files']]) for i in items] == [(NEW, ['test_vps.py'])]
+        target = items[0]['target']
+        assert (target['kind'], target['address'], target['user'], target['port']) == ('ssh', ip, 'root', 22)
 
 
 @needs_jq
