@@ -44,7 +44,7 @@ if [ "$kind" = omr ]; then
   ln -sf busybox "$root/bin/sh"
   ln -sf busybox "$root/bin/ash"
   ln -sf /bin/busybox "$root/etc/alternatives/awk"
-  for applet in udhcpc syslogd sysctl ps; do ln -sf /bin/busybox "$root/sbin/$applet"; done
+  for applet in udhcpc syslogd sysctl ps ping; do ln -sf /bin/busybox "$root/sbin/$applet"; done
   sed -i 's|^root:\([^:]*:[^:]*:[^:]*:[^:]*:[^:]*\):.*$|root:\1:/bin/sh|' "$root/etc/passwd"
   install -m 0755 "$omr/uci" "$root/sbin/uci"
   install -m 0755 "$omr/reload_config" "$root/sbin/reload_config"
