@@ -14,8 +14,9 @@ export PY_COLORS          := 0
 export ANSIBLE_FORCE_COLOR := 0
 
 # prometheus: for promtool, which checks and unit-tests prometheus/omr-deploy.rules.yml in the unit stage.
+# chromium: the unit stage opens playbooks/diagnose.yml's HTML report in it, headless.
 APT_PACKAGES := podman runc debootstrap iproute2 nftables iputils-ping uidmap slirp4netns containernetworking-plugins \
-                shellcheck busybox jq prometheus curl mptcpize
+                shellcheck busybox jq prometheus curl mptcpize chromium
 IMAGES       := debian12 debian13
 SCENARIOS    := vps vps_reject lab
 PROFILE      ?= wifi
@@ -33,13 +34,15 @@ LAB          := -i $(LAB_INVENTORY)
 BENCH_ARGS   ?=
 
 .PHONY: bench help setup apt venv collection images lint yamllint ansible-lint sanity unit integration \
-        molecule test fast demo demo-down clean lab-inventory docs audit
+        molecule test fast demo demo-down clean lab-inventory docs audit diagnose
 
 help:
 	@echo "make demo       bring up the lab (PROFILE=wifi|even|mixed|cellular), converge it with site.yml, verify, speed test,"
 	@echo "                and a LAN client's download from the internet host, bonded through the proxy;"
 	@echo "                ROUTER=omr (or PROFILE=omr) puts the OMR stand-in in the router's place"
 	@echo "make demo-down  remove the lab containers"
+	@echo "make diagnose   after make demo: OMR's five troubleshooting steps against the lab's router and VPS;"
+	@echo "                .cache/diagnose/diagnose-<router>.html and .json (docs/diagnose.md)"
 	@echo "make test       everything CI runs: lint, sanity, unit, integration, molecule"
 	@echo "make fast       the quick tier: lint and unit tests (a couple of minutes)"
 	@echo "make bench      efficiency (defaults vs tuned), failover, converge times; writes bench/results/"
@@ -142,6 +145,10 @@ demo: setup lab-inventory
 	$(BIN)/ansible-playbook $(LAB) lab/up.yml
 	$(BIN)/ansible-playbook $(LAB) site.yml
 	$(BIN)/ansible-playbook $(LAB) playbooks/speedtest.yml lab/lan.yml $(if $(filter omr,$(ROUTER)),,lab/udp.yml)
+
+# The lab after `make demo` (same PROFILE and ROUTER): playbooks/diagnose.yml, its report in .cache/diagnose/.
+diagnose: venv collection lab-inventory
+	$(BIN)/ansible-playbook $(LAB) playbooks/diagnose.yml
 
 demo-down: venv collection lab-inventory
 	$(BIN)/ansible-playbook $(LAB) lab/down.yml
