@@ -18,7 +18,12 @@ from ansible_collections.omr.deploy.plugins.module_utils import _uci as u
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 FIXTURES = os.path.join(ROOT, "tests", "unit", "fixtures", "uci")
-DUMPS = os.path.join(os.path.dirname(ROOT), "shared", "reference", "openwrt", "dumps")
+# The team's reference sits beside the checkout (../shared); a clone elsewhere (CI's) finds it at
+# its usual place, or where OMR_REFERENCE_DUMPS says.
+DUMPS = next((d for d in (os.environ.get("OMR_REFERENCE_DUMPS"),
+                          os.path.join(os.path.dirname(ROOT), "shared", "reference", "openwrt", "dumps"),
+                          "/work/shared/reference/openwrt/dumps") if d and os.path.isdir(d)),
+             os.path.join(os.path.dirname(ROOT), "shared", "reference", "openwrt", "dumps"))
 UCI = os.path.join(ROOT, "lab", "omr", "uci")
 BUSYBOX, DASH = shutil.which("busybox"), shutil.which("dash")
 
