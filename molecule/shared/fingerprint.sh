@@ -19,7 +19,16 @@ for u in rpcbind.service rpcbind.socket exim4.service $units; do
 done
 systemctl list-units --all --plain --no-legend "omr-router-dhcp@*" 2>/dev/null | awk '{ print $1, $3, $4 }'
 echo "## DHCP leases"; grep -H . /run/omr-router/dhcp/*.env 2>/dev/null
-echo "## mptcp"; ip mptcp endpoint show; ip mptcp limits show
+echo "## mptcp"
+# The quality timer owns the backup flag of the WANs it watches: a poor minute is not a change.
+watched=$(python3 -c 'import json; print(" ".join(w["device"] for w in json.load(open("/etc/omr-router/plan.json"))["wans"] if w.get("quality")))' 2>/dev/null || true)
+ip mptcp endpoint show | while read -r line; do
+  for dev in $watched; do
+    case "$line " in *" dev $dev "*) line=$(echo "$line" | sed 's/ backup / /') ;; esac
+  done
+  echo "$line"
+done
+ip mptcp limits show
 echo "## routing"; ip -4 rule show; ip -4 route show table all | grep -v "^local\|^broadcast"
 echo "## addresses"; ip -4 -o addr show | awk '{ print $2, $4 }'
 # Terse: without set elements, which come and go with the lab hotspot's portal sessions.
