@@ -253,8 +253,9 @@ def check_pairing(pairing, backend):
         raise OpenwrtError("omr_router_pairing_enabled pairs an OMR router with the VPS's omr-admin; it needs "
                            "omr_router_backend openwrt (this router's is %s)" % backend)
     if not pairing.get("key_set"):
-        raise OpenwrtError("omr_router_pairing_enabled is true but omr_router_pairing_server_key is empty: the router "
-                           "logs in to omr-admin with the VPS's Server key (`Your OpenMPTCProuter Server key` in "
+        raise OpenwrtError("omr_router_pairing_enabled is true but omr_router_pairing_server_key is empty and no VPS "
+                           "in the play harvested one (omr.deploy.vps with omr_vps_stack omr): the router logs in "
+                           "to omr-admin with the VPS's Server key (`Your OpenMPTCProuter Server key` in "
                            "/root/openmptcprouter_config.txt on the VPS); put it in a vault")
     section = str(pairing.get("section") or "")
     if not section.replace("_", "").isalnum():

@@ -3,6 +3,9 @@ import re
 
 import pytest
 
+from ansible_collections.omr.deploy.plugins.module_utils._omr_install import (
+    kernel_state, restart_loop, shorewall_interface)
+
 
 def sysctl_path(key):
     return "/proc/sys/" + key.replace(".", "/")
@@ -158,8 +161,8 @@ def test_ssh_untouched(host):
 def test_firewall_is_loaded_and_comes_back_after_reboot(host, vps):
     """omr_vps_firewall_enabled: its own table, loaded by an enabled unit (so after a reboot too),
     dropping by default on the input hook only, with SSH open."""
-    if not vps["omr_vps_firewall_enabled"]:
-        pytest.skip("omr_vps_firewall_enabled is false")
+    if not vps["omr_vps_firewall_enabled"] or vps.get("omr_vps_stack", "native") != "native":
+        pytest.skip("omr_vps_firewall_enabled is false, or OMR\'s own stack replaces it")
     if host.file("/etc/shorewall").is_directory:
         pytest.skip("left to OMR's shorewall")
     assert host.service("omr-vps-firewall").is_enabled
@@ -180,8 +183,8 @@ def test_firewall_is_loaded_and_comes_back_after_reboot(host, vps):
 def test_proxy_listens_with_mptcp(host, vps):
     """omr_vps_proxy_enabled: ss-server runs from an enabled unit, with an MPTCP listener, and its
     key and configuration are readable by nobody else."""
-    if not vps["omr_vps_proxy_enabled"]:
-        pytest.skip("omr_vps_proxy_enabled is false")
+    if not vps["omr_vps_proxy_enabled"] or vps.get("omr_vps_stack", "native") != "native":
+        pytest.skip("omr_vps_proxy_enabled is false, or OMR's own stack runs the proxy")
     unit = "shadowsocks-libev-server@%s" % vps["omr_vps_proxy_name"]
     assert host.service(unit).is_enabled and host.service(unit).is_running
     assert "LISTEN" in host.run("ss -Mltn 'sport = :%d'" % int(vps["omr_vps_proxy_port"])).stdout
@@ -192,8 +195,8 @@ def test_proxy_listens_with_mptcp(host, vps):
 def test_vpn_listens_with_mptcp_and_keeps_its_keys_to_root(host, vps):
     """omr_vps_vpn_enabled: OpenVPN under mptcpize from an enabled unit, an MPTCP listener on its
     port, the tunnel's masquerade, forwarding on, and the PKI's keys 0600 in a 0700 directory."""
-    if not vps["omr_vps_vpn_enabled"]:
-        pytest.skip("omr_vps_vpn_enabled is false")
+    if not vps["omr_vps_vpn_enabled"] or vps.get("omr_vps_stack", "native") != "native":
+        pytest.skip("omr_vps_vpn_enabled is false, or OMR's own stack runs the VPN")
     unit = "openvpn-server@%s" % vps["omr_vps_vpn_name"]
     assert host.service(unit).is_enabled and host.service(unit).is_running
     assert "LISTEN" in host.run("ss -Mltn 'sport = :%d'" % int(vps["omr_vps_vpn_port"])).stdout
@@ -203,3 +206,44 @@ def test_vpn_listens_with_mptcp_and_keeps_its_keys_to_root(host, vps):
     assert host.file("/etc/omr-vps/vpn").mode == 0o700
     for name in ("ca.key", "server.key", "client.key", "tls-crypt.key"):
         assert host.file("/etc/omr-vps/vpn/" + name).mode == 0o600, name
+
+
+def test_the_newest_installed_kernel_runs(host):
+    """A kernel installed while the old one still boots is OMR users' most common VPS trap
+    (openmptcprouter#4291, #4088); both stacks. A container runs its host's kernel."""
+    images = host.run("dpkg-query -W -f='${Package}\\t${Version}\\t${Status}\\n' 'linux-image-*'").stdout
+    state = kernel_state(host.check_output("uname -r"), images)
+    if state["container"]:
+        pytest.skip("no kernel package: a container, running its host's kernel " + state["running"])
+    assert not state["reboot_needed"], state["message"]
+
+
+def omr_stack(vps):
+    if vps.get("omr_vps_stack", "native") != "omr":
+        pytest.skip("omr_vps_stack is native (OMR's own services are not installed)")
+
+
+def test_omr_admin_runs_without_a_restart_loop(host, vps):
+    """The routers' wizard pulls every key from omr-admin (openmptcprouter#3676, #3733: restart loops)."""
+    omr_stack(vps)
+    shown = host.run("systemctl show -p ActiveState -p NRestarts omr-admin.service").stdout
+    values = dict(line.split("=", 1) for line in shown.splitlines() if "=" in line)
+    verdict = restart_loop(values.get("NRestarts", "0"), values.get("ActiveState", ""))
+    assert verdict["ok"], verdict["message"]
+
+
+def test_omr_admin_listens_on_65500(host, vps):
+    omr_stack(vps)
+    assert host.run("ss -Htln 'sport = :65500'").stdout.strip(), "nothing listens on 65500 (omr-admin)"
+
+
+def test_shorewall_filters_the_default_route_interface(host, vps):
+    """OMR writes the default route's interface into shorewall's params.net (#4137, #4194)."""
+    omr_stack(vps)
+    params = host.file("/etc/shorewall/params.net")
+    if not params.exists:
+        pytest.skip("no /etc/shorewall/params.net (shorewall not installed)")
+    route = host.check_output("ip -4 route show default")
+    default = route.split(" dev ", 1)[1].split()[0] if " dev " in route else ""
+    verdict = shorewall_interface(params.content_string, default)
+    assert verdict["ok"], verdict["message"]

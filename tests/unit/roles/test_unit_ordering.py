@@ -59,7 +59,8 @@ def role_context(role, overrides):
             if isinstance(value, str) and '{{' in value:
                 try:
                     context[key] = env.from_string(value).render(context)
-                except jinja2.TemplateError:
+                except (jinja2.TemplateError, TypeError):
+                    # A call of a collection filter (omr.deploy.x(...)) is an undefined here.
                     pass
     return context
 
