@@ -98,3 +98,45 @@ def test_one_filter_per_file_with_its_own_documentation(path):
     returned = [n.value for n in ast.walk(filters[0]) if isinstance(n, ast.Return)][0]
     assert [k.value for k in returned.keys] == [name]
     assert not glob.glob(os.path.join(ROOT, "plugins", "filter", "*.yml")), "sidecar docs shadow the file's"
+
+
+def _scenario_names(path):
+    """In one playbook or task file: the names a task registers or set_facts (host facts that
+    outlive the play) and the names plays and tasks declare as vars (both lists of (name, where))."""
+    data = load(path) or []
+    facts, declared = [], []
+    where = os.path.relpath(path, ROOT)
+    plays = [item for item in data if isinstance(item, dict) and ("tasks" in item or "hosts" in item)]
+    loose = [item for item in data if isinstance(item, dict) and item not in plays]
+    tasks = list(walk_tasks(loose))
+    for play in plays:
+        declared += [(name, where) for name in (play.get("vars") or {})]
+        for key in ("pre_tasks", "tasks", "post_tasks", "handlers"):
+            tasks += list(walk_tasks(play.get(key)))
+    for task in tasks:
+        declared += [(name, where) for name in (task.get("vars") or {})]
+        if task.get("register"):
+            facts.append((task["register"], where))
+        for module in ("ansible.builtin.set_fact", "set_fact"):
+            if isinstance(task.get(module), dict):
+                facts += [(name, where) for name in task[module] if name != "cacheable"]
+    return facts, declared
+
+
+def test_lab_checks_never_shadow_a_var_with_a_host_fact():
+    """A registered or set_fact'd name outranks play and task vars for the rest of the scenario:
+    a later check's `vars: {__omr_key: ...}` would silently read an earlier check's result (it
+    did: lan.yml's registered __omr_key made omr.yml's "key never shown" compare the wrong text)."""
+    paths = sorted(glob.glob(os.path.join(ROOT, "molecule", "*", "checks", "*.yml"))
+                   + glob.glob(os.path.join(ROOT, "molecule", "*", "*.yml"))
+                   + glob.glob(os.path.join(ROOT, "molecule", "shared", "**", "*.yml"), recursive=True)
+                   + glob.glob(os.path.join(ROOT, "lab", "tasks", "*.yml")))
+    facts, declared = {}, {}
+    for path in paths:
+        f, d = _scenario_names(path)
+        for name, where in f:
+            facts.setdefault(name, set()).add(where)
+        for name, where in d:
+            declared.setdefault(name, set()).add(where)
+    clashes = {name: (sorted(facts[name]), sorted(declared[name])) for name in set(facts) & set(declared)}
+    assert not clashes, "registered/set_fact in ... and declared as vars in ...: %s" % clashes
