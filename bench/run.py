@@ -3,7 +3,8 @@ defaults, the roles' tuning, OMR's own TCP settings, BBR with the roles' buffers
 links alone and against what the links can carry; per-subflow shares, queueing delay under load,
 failover recovery and bytes lost; the LAN client's path through the proxy beside the router's own
 (efficiency, shares, the proxy's CPU per 10 Mbit/s on router and VPS, failover); converge vs
-idempotent rerun; 1 vs 5 VPSes.
+idempotent rerun; and the fleet part, over podman's connection and over ssh side by side: first
+converge vs idempotent rerun, 5 VPSes vs 1, the audit of 10 hosts vs 1.
 
 Every figure is measured here, on the lab, in this run; targets are reported, not asserted.
 Writes bench/results/<timestamp>.json and prints a table.
@@ -48,12 +49,14 @@ def lab_inventory(profile):
     return directory
 
 
-def playbook(profile, path, *extra, inventory="lab/inventory.yml"):
+def playbook(profile, path, *extra, inventory="lab/inventory.yml", limit=None):
     if profile:
         inventory = lab_inventory(profile)
     argv = [os.path.join(BIN, "ansible-playbook"), "-i", inventory, path]
     for item in extra:
         argv += ["-e", item]
+    if limit:
+        argv += ["--limit", limit]
     started = time.monotonic()
     cpu = _children_cpu()
     res = sh(argv)
@@ -348,24 +351,72 @@ def profile_run(profile, seconds, samples, variants):
     return result
 
 
-def scaling():
-    times = {}
-    for count in (1, 5):
-        log("scaling: %d VPS container(s)" % count)
-        playbook(None, "bench/vps_hosts.yml", "omr_bench_state=absent")
-        playbook(None, "bench/vps_hosts.yml", "omr_bench_count=%d" % count)
-        with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as f:
-            f.write("omr_vps:\n  hosts:\n")
-            for i in range(1, count + 1):
-                f.write("    omr-bench-vps-%d:\n      ansible_connection: containers.podman.podman\n" % i)
-            inventory = f.name
-        try:
-            times[count] = round(playbook(None, "playbooks/vps.yml", inventory=inventory), 1)
-            times["%d_run" % count] = dict(LAST_RUN)
-        finally:
-            os.unlink(inventory)
+FLEET_IMAGE = "localhost/omr-lab/debian-ssh:12"
+FLEET_KEY = os.path.join(ROOT, ".cache", "bench", "id_ed25519")
+FLEET_SIZE = 10
+
+
+def fleet_inventory(path, names, connection):
+    """omr_vps of `names`, reached through podman's connection or over ssh (key, no host key
+    checks: fresh containers), with ansible.cfg's pipelining and ssh's ControlPersist."""
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("omr_vps:\n  hosts:\n")
+        for name in names:
+            f.write("    %s:\n" % name)
+            if connection == "podman":
+                f.write("      ansible_connection: containers.podman.podman\n")
+                continue
+            address = sh(["podman", "inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+                          name]).stdout.strip()
+            f.write("      ansible_connection: ansible.builtin.ssh\n      ansible_host: %s\n      ansible_user: root\n"
+                    "      ansible_ssh_private_key_file: %s\n      ansible_ssh_common_args: -o StrictHostKeyChecking=no"
+                    " -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR\n" % (address, FLEET_KEY))
+
+
+def audit(inventory, out):
+    """tests/audit/run.py on every host of `inventory`, all at once: seconds and exit code."""
+    started = time.monotonic()
+    res = sh([os.path.join(BIN, "python"), "tests/audit/run.py", "-i", inventory, "-g", "omr_vps", "-j", str(FLEET_SIZE),
+              "-o", out], check=False)
+    return round(time.monotonic() - started, 1), res.returncode
+
+
+def fleet(connection, workdir):
+    """On FLEET_SIZE fresh VPS containers (the sshd image for both connections, so that only the
+    connection differs): playbooks/vps.yml's first converge on one and its idempotent rerun, then
+    on five fresh ones at once; the rest converged too, then the audit of one host and of all."""
+    names = ["omr-bench-vps-%d" % i for i in range(1, FLEET_SIZE + 1)]
+    log("fleet over %s: %d fresh VPS containers" % (connection, FLEET_SIZE))
     playbook(None, "bench/vps_hosts.yml", "omr_bench_state=absent")
-    return times
+    playbook(None, "bench/vps_hosts.yml", "omr_bench_count=%d" % FLEET_SIZE, "omr_bench_image=%s" % FLEET_IMAGE,
+             "omr_bench_key=%s.pub" % FLEET_KEY)
+    every = os.path.join(workdir, "%s-all.yml" % connection)
+    one = os.path.join(workdir, "%s-one.yml" % connection)
+    fleet_inventory(every, names, connection)
+    fleet_inventory(one, names[:1], connection)
+    result = {}
+    for key, limit in (("first", names[0]), ("rerun", names[0]), ("five", ",".join(names[1:6]))):
+        log("fleet over %s: vps.yml, %s" % (connection, key))
+        result[key + "_s"] = round(playbook(None, "playbooks/vps.yml", inventory=every, limit=limit), 1)
+        result[key] = dict(LAST_RUN)
+    log("fleet over %s: vps.yml on the other %d" % (connection, FLEET_SIZE - 6))
+    playbook(None, "playbooks/vps.yml", inventory=every, limit=",".join(names[6:]))
+    for key, inventory in (("audit_1", one), ("audit_%d" % FLEET_SIZE, every)):
+        log("fleet over %s: %s" % (connection, key))
+        result[key + "_s"], result[key + "_rc"] = audit(inventory, os.path.join(workdir, "%s-%s" % (connection, key)))
+    playbook(None, "bench/vps_hosts.yml", "omr_bench_state=absent")
+    return result
+
+
+def fleet_runs():
+    """The fleet part over podman's connection and over ssh, side by side in one run."""
+    if not os.path.exists(FLEET_KEY):
+        os.makedirs(os.path.dirname(FLEET_KEY), exist_ok=True)
+        sh(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "omr-bench", "-f", FLEET_KEY])
+    sh([os.path.join(ROOT, "lab", "images", "build-ssh.sh"), "localhost/omr-lab/debian:12", FLEET_IMAGE], quiet=False)
+    workdir = tempfile.mkdtemp(prefix="omr-bench-fleet.")
+    return {"size": FLEET_SIZE, "image": FLEET_IMAGE,
+            "connections": {connection: fleet(connection, workdir) for connection in ("podman", "ssh")}}
 
 
 def main():
@@ -375,7 +426,8 @@ def main():
                         help="of %s" % ", ".join(v[0] for v in VARIANTS))
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--samples", type=int, default=3, help="speed tests per variant")
-    parser.add_argument("--no-scaling", action="store_true")
+    parser.add_argument("--no-scaling", action="store_true",
+                        help="leave out the fleet part (converge and audit times over podman and over ssh)")
     args = parser.parse_args()
     started = datetime.datetime.now(datetime.timezone.utc)
     results = {"date": started.isoformat(timespec="seconds"), "kernel": os.uname().release,
@@ -384,10 +436,11 @@ def main():
                   "tc qdisc add dev lo root netem delay 0ms 2>/dev/null && echo netem || echo tbf+nftables"],
                  check=False)
     results["shaping"] = (shaping.stdout or "").strip() or "unknown"
-    for profile in args.profiles.split(","):
+    # --profiles "" leaves the lab's profiles out (the fleet part alone).
+    for profile in [p for p in args.profiles.split(",") if p]:
         results["profiles"].append(profile_run(profile, args.seconds, args.samples, args.variants.split(",")))
     if not args.no_scaling:
-        results["scaling_s"] = scaling()
+        results["fleet"] = fleet_runs()
     playbook(None, "lab/down.yml")
     os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
     path = os.path.join(ROOT, "bench", "results", started.strftime("%Y%m%dT%H%M%SZ") + ".json")
@@ -433,9 +486,24 @@ def print_table(r):
             print("%-9s converge: first %.1f s (%d task results, %d changed), rerun %.1f s (%d, %d changed), ratio %.2f" % (
                 p["profile"], p["first_converge_s"], a["tasks"], a["changed"], p["rerun_converge_s"], b["tasks"],
                 b["changed"], p["rerun_converge_s"] / p["first_converge_s"]))
-    if "scaling_s" in r:
-        s = r["scaling_s"]
-        print("scaling: vps.yml on 1 VPS %.1f s, on 5 VPSes %.1f s, ratio %.2f" % (s[1], s[5], s[5] / s[1]))
+    if "fleet" in r:
+        print_fleet(r["fleet"])
+
+
+def print_fleet(fleet_result):
+    n = fleet_result["size"]
+    print("fleet (playbooks/vps.yml on fresh VPS containers, %s; targets reported, not asserted):" % fleet_result["image"])
+    print("%-8s %22s %22s %8s %14s %8s %12s %12s %8s" % (
+        "via", "first converge", "idempotent rerun", "ratio", "5 VPSes", "5 / 1", "audit 1", "audit %d" % n,
+        "%d / 1" % n))
+    for connection, f in fleet_result["connections"].items():
+        print("%-8s %22s %22s %8.2f %14s %8.2f %12s %12s %8.2f" % (
+            connection, "%.1f s (%d tasks)" % (f["first_s"], f["first"]["tasks"]),
+            "%.1f s (%d, %d changed)" % (f["rerun_s"], f["rerun"]["tasks"], f["rerun"]["changed"]),
+            f["rerun_s"] / f["first_s"], "%.1f s" % f["five_s"], f["five_s"] / f["first_s"],
+            "%.1f s (rc %d)" % (f["audit_1_s"], f["audit_1_rc"]),
+            "%.1f s (rc %d)" % (f["audit_%d_s" % n], f["audit_%d_rc" % n]), f["audit_%d_s" % n] / f["audit_1_s"]))
+    print("targets: rerun / first <= 0.40, 5 / 1 <= 1.5, audit %d / 1 <= 2.0" % n)
 
 
 if __name__ == "__main__":
