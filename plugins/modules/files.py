@@ -90,7 +90,7 @@ options:
             target is left as it was and the module fails.
         type: str
 notes:
-  - Meant for small files (configuration, scripts, units): each content travels in the module's arguments.
+  - Meant for small files (configuration, scripts, units), as each content travels in the module's arguments.
 seealso:
   - module: ansible.builtin.template
   - module: ansible.builtin.copy
