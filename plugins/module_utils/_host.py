@@ -307,8 +307,11 @@ def parse_ping(text):
     return result
 
 
-def write_atomic(path, text, mode=0o644, dir_mode=0o755):
-    """Write `text` to a temporary file next to `path`, then rename it over `path`."""
+def write_atomic(path, text, mode=0o644, dir_mode=0o755, owner=None, check=None):
+    """Write `text` to a temporary file next to `path`, then rename it over `path`.
+
+    `owner` is (uid, gid) for the file; `check`, called with the temporary file's path before the
+    rename, raises to leave `path` as it was (the temporary file is removed either way)."""
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         os.makedirs(directory, dir_mode)
@@ -318,7 +321,11 @@ def write_atomic(path, text, mode=0o644, dir_mode=0o755):
             f.write(text)
             f.flush()
             os.fchmod(f.fileno(), mode)
+            if owner is not None:
+                os.fchown(f.fileno(), owner[0], owner[1])
             os.fsync(f.fileno())
+        if check is not None:
+            check(tmp)
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -136,11 +136,11 @@ import os
 import pwd
 import shlex
 import stat
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.omr.deploy.plugins.module_utils._files import FilesError, diff, parse_mode, plan
+from ansible_collections.omr.deploy.plugins.module_utils._host import write_atomic
 
 
 def current(path, kind):
@@ -172,24 +172,19 @@ def wanted(item, kind):
 
 def write(module, want):
     directory = os.path.dirname(want["path"])
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".omr-files.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(want["content"])
-            f.flush()
-            os.fchmod(f.fileno(), want["mode"])
-            os.fchown(f.fileno(), want["uid"], want["gid"])
-            os.fsync(f.fileno())
-        if want["validate"]:
-            argv = [a.replace("%s", tmp) for a in shlex.split(want["validate"])]
-            rc, out, err = module.run_command(argv)
-            if rc != 0:
-                module.fail_json(msg="%s: %s refused the new content (rc=%d): %s" % (
-                    want["path"], want["validate"], rc, (err or out).strip()), rc=rc, stdout=out, stderr=err)
-        os.rename(tmp, want["path"])
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    # write_atomic would make a missing parent; here it must exist or be in `directories`.
+    if not os.path.isdir(directory):
+        raise FileNotFoundError("no directory %s" % directory)
+
+    def validate(tmp):
+        argv = [a.replace("%s", tmp) for a in shlex.split(want["validate"])]
+        rc, out, err = module.run_command(argv)
+        if rc != 0:
+            module.fail_json(msg="%s: %s refused the new content (rc=%d): %s" % (
+                want["path"], want["validate"], rc, (err or out).strip()), rc=rc, stdout=out, stderr=err)
+
+    write_atomic(want["path"], want["content"].decode("utf-8"), want["mode"], owner=(want["uid"], want["gid"]),
+                 check=validate if want["validate"] else None)
 
 
 def main():

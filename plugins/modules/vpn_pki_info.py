@@ -128,7 +128,7 @@ def read(directory):
         try:
             with open(path, "rb") as f:
                 files[name] = f.read()
-            modes[name] = stat.S_IMODE(os.stat(path).st_mode)
+                modes[name] = stat.S_IMODE(os.fstat(f.fileno()).st_mode)
         except FileNotFoundError:
             files[name] = None
     return files, modes
